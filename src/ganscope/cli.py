@@ -1,0 +1,296 @@
+"""The `ganscope` command: a thin layer over the Python API.
+
+User errors (bad config, bad data, missing run folder) print one line and exit with
+code 2; an interrupted run exits with 128 + the signal number after saving.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ganscope.errors import DataError, GanscopeError
+
+USER_ERROR = 2
+
+
+def _print_json(obj: Any) -> None:
+    from ganscope.train.log import jsonable
+
+    print(json.dumps(jsonable(obj), indent=2))
+
+
+def default_run_dir(cfg: Any) -> Path:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{stamp}-{cfg.data.name}-{cfg.objective.name}-{cfg.scheme.name}"
+
+
+def _train(cfg: Any, out: Path | None, quiet: bool) -> dict[str, Any]:
+    from ganscope.train import Run
+
+    run_dir = out or default_run_dir(cfg)
+    run = Run.create(cfg, run_dir)
+    print(f"run folder: {run_dir}", file=sys.stderr)
+    summary = run.fit(progress=not quiet)
+    _print_verdict(summary, run_dir)
+    return summary
+
+
+def _print_verdict(summary: dict[str, Any], run_dir: Path) -> None:
+    print(summary["verdict"])
+    if len(summary["seeds"]) > 1:
+        for seed, score in zip(summary["seeds"], summary["scores"], strict=True):
+            rkl = "n/a" if score["reverse_kl"] is None else f"{score['reverse_kl']:.3f}"
+            print(f"  seed {seed}: {score['modes_covered']}/{score['n_modes']} modes, "
+                  f"{100 * score['hq_fraction']:.1f}% HQ, reverse KL {rkl}")
+    print(f"report: {run_dir / 'index.html'}")
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from ganscope.config import load_config
+
+    cfg = load_config(None, args.set)
+    _train(cfg, args.out, args.quiet)
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from ganscope.config import load_config
+
+    cfg = load_config(args.config, args.set)
+    _train(cfg, args.out, args.quiet)
+    return 0
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    from ganscope.train import Run
+
+    run = Run.open(args.run_dir, args.set)
+    if run.step >= run.cfg.train.steps:
+        print(f"{args.run_dir} already reached step {run.step}; raise it with -s train.steps=N", file=sys.stderr)
+    summary = run.fit(progress=not args.quiet)
+    _print_verdict(summary, args.run_dir)
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from ganscope.metrics.modes import population_summary
+    from ganscope.train import Run
+
+    run = Run.open(args.run_dir)
+    scores, _ = run.evaluate(args.n, key=run.step)
+    result = {
+        "run": str(args.run_dir),
+        "step": run.step,
+        "data": run.parts.data.name,
+        "modes_found_by": run.parts.data.oracle.description,
+        "seeds": run.parts.seeds,
+        "scores": [s.to_dict() for s in scores],
+        **{k: v for k, v in population_summary(scores).items() if not isinstance(v, list)},
+        "verdict": run.verdict(scores),
+    }
+    if args.json:
+        _print_json(result)
+    else:
+        print(result["verdict"])
+    return 0
+
+
+def load_samples(path: Path) -> torch.Tensor:
+    """Samples from any generator: an .npy array (N, *sample_shape) of finite numbers."""
+    if not path.is_file():
+        raise DataError(f"samples file {path} does not exist")
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as err:
+        raise DataError(f"{path} is not a NumPy .npy array ({err}); save samples with numpy.save") from None
+    if array.dtype.kind not in "fiu":
+        raise DataError(f"{path} holds {array.dtype} values; samples must be numbers")
+    if array.ndim < 2 or len(array) == 0:
+        raise DataError(f"{path} has shape {array.shape}; give (N, ...) with N >= 1 samples")
+    if not np.isfinite(array).all():
+        raise DataError(f"{path} contains NaN or infinite samples; the generator diverged or the file is damaged")
+    return torch.from_numpy(array.astype(np.float64))
+
+
+def dataset_from_arg(name_or_file: str, options: list[str]) -> Any:
+    """A registered dataset name (with -s options) or the path of a points file."""
+    from ganscope.config import load_config, piece_params
+
+    path = Path(name_or_file)
+    if path.suffix.lower() in (".npy", ".npz", ".csv"):
+        overrides = [f"data.name=file", f"data.path={json.dumps(str(path))}"]
+    else:
+        overrides = [f"data.name={name_or_file}"]
+    cfg = load_config(None, overrides + [f"data.{o}" for o in options])
+    from ganscope.data import DATASETS
+
+    return DATASETS.get(cfg.data.name)(piece_params(cfg, "data"))
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from ganscope.metrics.modes import score_modes
+
+    data = dataset_from_arg(args.data, args.data_option)
+    samples = load_samples(args.samples)
+    if tuple(samples.shape[1:]) != data.sample_shape:
+        raise DataError(
+            f"samples have shape {tuple(samples.shape[1:])} per sample but {args.data} has {data.sample_shape}"
+        )
+    score = score_modes(samples, data.oracle)
+    result = {"data": args.data, "modes_found_by": data.oracle.description, **score.to_dict()}
+    if args.json:
+        _print_json(result)
+    else:
+        print(f"{data.name}: {score.summary()}")
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from ganscope.train import Run
+    from ganscope.train.checkpoint import atomic_write
+
+    run = Run.open(args.run_dir)
+    samples = run.sample(args.n, key=args.key)
+    chosen = samples if args.all_seeds else samples[run.parts.seeds.index(args.seed) if args.seed is not None else 0]
+    array = chosen.numpy()
+
+    def write(tmp: Path) -> None:
+        with tmp.open("wb") as handle:
+            np.save(handle, array)
+
+    atomic_write(args.out, write)
+    print(f"wrote {array.shape} samples to {args.out}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from ganscope.report.basic import write_basic_report
+
+    for run_dir in args.run_dirs:
+        if not (run_dir / "summary.json").is_file():
+            raise GanscopeError(f"{run_dir} has no summary.json; finish or resume the run first")
+        print(write_basic_report(run_dir))
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    import ganscope  # noqa: F401  (registers every piece)
+    from ganscope.registry import ALL_REGISTRIES
+
+    listing = {
+        plural: [{"name": e.name, "description": e.description, "params": list(e.params.model_fields)} for e in reg]
+        for plural, reg in ALL_REGISTRIES.items()
+    }
+    if args.json:
+        _print_json(listing)
+        return 0
+    for plural, entries in listing.items():
+        print(f"{plural}:")
+        for e in entries:
+            params = f"  [{', '.join(e['params'])}]" if e["params"] else ""
+            print(f"  {e['name']:<16} {e['description']}{params}")
+    return 0
+
+
+def cmd_theory_optimal_d(args: argparse.Namespace) -> int:
+    from ganscope.theory.optimal_d import OptimalDSettings, run_optimal_d
+
+    result = run_optimal_d(OptimalDSettings(dim=args.dim, steps=args.steps, seed=args.seed), out_dir=args.out)
+    if args.json:
+        _print_json(result)
+    else:
+        print(result["summary"])
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ganscope", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, func: Callable[[argparse.Namespace], int], help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(func=func)
+        return p
+
+    def overrides(p: argparse.ArgumentParser) -> None:
+        p.add_argument("-s", "--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a config key (dotted name, YAML value), e.g. -s train.steps=2000")
+
+    p = add("demo", cmd_demo, "train on the 2-D ring with the defaults, print the verdict, write the report")
+    overrides(p)
+    p.add_argument("-o", "--out", type=Path, help="run folder (default runs/<time>-ring-...)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    p = add("train", cmd_train, "train one run (a population of seeds) from a config")
+    p.add_argument("config", nargs="?", type=Path, help="YAML config (default: built-in defaults)")
+    overrides(p)
+    p.add_argument("-o", "--out", type=Path, help="run folder (default runs/<time>-<data>-<objective>-<scheme>)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    p = add("resume", cmd_resume, "continue a run from its last checkpoint, bit-for-bit")
+    p.add_argument("run_dir", type=Path)
+    overrides(p)
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    p = add("eval", cmd_eval, "score a run's generator on its data's protocol")
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("-n", type=int, default=2500, help="samples per seed (default 2500, as the protocol)")
+    p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+
+    p = add("score", cmd_score, "score samples from any generator against a dataset's modes")
+    p.add_argument("--data", required=True, help="dataset name (ring, grid, ...) or a .npy/.npz/.csv file of real points")
+    p.add_argument("--data-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="dataset parameter, e.g. --data-option std=0.02")
+    p.add_argument("samples", type=Path, help=".npy array of samples (N, *sample_shape)")
+    p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+
+    p = add("sample", cmd_sample, "draw samples from a run's generator into a .npy file")
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("-n", type=int, default=2500)
+    p.add_argument("-o", "--out", type=Path, required=True)
+    p.add_argument("--seed", type=int, help="which seed of the population (default: the first)")
+    p.add_argument("--all-seeds", action="store_true", help="write (seeds, n, ...) for the whole population")
+    p.add_argument("--key", type=int, default=0, help="noise key: the same key draws the same samples")
+
+    p = add("report", cmd_report, "write the HTML page of one or more runs")
+    p.add_argument("run_dirs", type=Path, nargs="+")
+
+    p = add("list", cmd_list, "every dataset, network, objective, regulariser, scheme and metric")
+    p.add_argument("--json", action="store_true")
+
+    theory = sub.add_parser("theory", help="demonstrations of GAN theory").add_subparsers(
+        dest="demo", required=True, metavar="DEMO")
+    p = theory.add_parser("optimal-d", help="train D against a fixed G and compare with D* = p_data/(p_data+p_g)")
+    p.set_defaults(func=cmd_theory_optimal_d)
+    p.add_argument("--dim", type=int, choices=(1, 2), default=1)
+    p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("-o", "--out", type=Path, help="folder for the picture and result.json")
+    p.add_argument("--json", action="store_true")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except GanscopeError as err:
+        from ganscope.train import Interrupted
+
+        print(f"ganscope: {err}", file=sys.stderr)
+        if isinstance(err, Interrupted):
+            return 128 + err.signum
+        return USER_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

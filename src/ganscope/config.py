@@ -1,0 +1,264 @@
+"""Typed, validated run configuration.
+
+A config names pieces from the registries (`data.name`, `objective.name`,
+`scheme.name`, `generator.name`, ...) and gives their parameters beside the name; each
+piece's parameters are validated against the pydantic model it registered, so an unknown
+key or a bad value fails at load time with one line naming the key.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    ValidationError,
+    field_validator,
+)
+
+from ganscope.errors import ConfigError
+from ganscope.registry import ALL_REGISTRIES, Params, Registry
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Piece(BaseModel):
+    """`name` of a registered piece plus that piece's own parameters, side by side."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    name: str
+
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+    def params(self, registry: Registry[Any]) -> Params:
+        """Validate this piece's parameters against its registered model."""
+        return registry.entry(self.name).params.model_validate(self.options())
+
+
+class NoiseConfig(Strict):
+    dist: Literal["gaussian", "uniform"] = "gaussian"
+    z_dim: PositiveInt = 256
+
+
+class OptimizerConfig(Strict):
+    name: Literal["adam", "sgd", "rmsprop"] = "adam"
+    lr: PositiveFloat = 1e-3
+    betas: tuple[float, float] = (0.5, 0.999)
+    momentum: NonNegativeFloat = 0.0
+    weight_decay: NonNegativeFloat = 0.0
+
+    @field_validator("betas")
+    @classmethod
+    def _betas_in_range(cls, betas: tuple[float, float]) -> tuple[float, float]:
+        if not all(0.0 <= b < 1.0 for b in betas):
+            raise ValueError("each beta must lie in [0, 1)")
+        return betas
+
+
+class OptimizersConfig(Strict):
+    generator: OptimizerConfig = OptimizerConfig()
+    discriminator: OptimizerConfig = OptimizerConfig()
+
+
+class TrainConfig(Strict):
+    steps: PositiveInt = 5000
+    batch_size: PositiveInt = 512
+    seeds: PositiveInt | list[NonNegativeInt] = 1
+    eval_every: PositiveInt = 500
+    eval_samples: PositiveInt = 2500
+    log_every: PositiveInt = 50
+    checkpoint_every: PositiveInt = 1000
+    precision: Literal["fp32", "bf16"] = "fp32"
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct_seeds(cls, seeds: int | list[int]) -> int | list[int]:
+        if isinstance(seeds, list) and (not seeds or len(set(seeds)) != len(seeds)):
+            raise ValueError("give a positive count or a non-empty list of distinct seeds")
+        return seeds
+
+
+class Config(Strict):
+    seed: NonNegativeInt = 0
+    data: Piece = Piece(name="ring")
+    noise: NoiseConfig = NoiseConfig()
+    generator: Piece = Piece(name="mlp")
+    discriminator: Piece = Piece(name="mlp")
+    objective: Piece = Piece(name="nonsaturating")
+    regularizers: list[Piece] = Field(default_factory=list)
+    scheme: Piece = Piece(name="alternating")
+    optimizer: OptimizersConfig = OptimizersConfig()
+    train: TrainConfig = TrainConfig()
+
+    def seed_list(self) -> list[int]:
+        """The population's seeds: `train.seeds` consecutive seeds from `seed`, or the list."""
+        if isinstance(self.train.seeds, list):
+            return list(self.train.seeds)
+        return [self.seed + i for i in range(self.train.seeds)]
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+#: Which registry validates each piece section.
+PIECE_REGISTRIES = {
+    "data": "datasets",
+    "generator": "generators",
+    "discriminator": "discriminators",
+    "objective": "objectives",
+    "scheme": "schemes",
+}
+
+
+def piece_params(cfg: Config, section: str) -> Params:
+    return getattr(cfg, section).params(ALL_REGISTRIES[PIECE_REGISTRIES[section]])
+
+
+def regularizer_params(cfg: Config) -> list[Params]:
+    return [piece.params(ALL_REGISTRIES["regularizers"]) for piece in cfg.regularizers]
+
+
+def parse_overrides(overrides: list[str]) -> list[tuple[list[str], Any]]:
+    """`key.sub=value` strings to (path, YAML-parsed value) pairs."""
+    parsed = []
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"override {item!r} is not KEY=VALUE; write e.g. -s train.steps=2000")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            raise ConfigError(f"override {item!r}: value is not valid YAML") from None
+        parsed.append((key.strip().split("."), value))
+    return parsed
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Set dotted keys in a nested dict (list entries by index: regularizers.0.weight)."""
+    for path, value in parse_overrides(overrides):
+        node: Any = raw
+        for depth, part in enumerate(path[:-1]):
+            if isinstance(node, list):
+                node = _list_item(node, part, path[: depth + 1])
+            else:
+                child = node.get(part)
+                if not isinstance(child, (dict, list)):
+                    child = node[part] = {}
+                node = child
+        last = path[-1]
+        if isinstance(node, list):
+            node[_index(node, last, path)] = value
+        else:
+            node[last] = value
+    return raw
+
+
+def _index(node: list[Any], part: str, path: list[str]) -> int:
+    if not part.isdigit() or int(part) >= len(node):
+        raise ConfigError(f"{'.'.join(path)}: no list entry {part!r} (the list has {len(node)})")
+    return int(part)
+
+
+def _list_item(node: list[Any], part: str, path: list[str]) -> Any:
+    return node[_index(node, part, path)]
+
+
+def load_config(source: Path | dict[str, Any] | None = None, overrides: list[str] | None = None) -> Config:
+    """Read YAML (or take a dict), apply `-s` overrides, validate everything."""
+    raw: dict[str, Any]
+    if source is None:
+        raw = {}
+    elif isinstance(source, dict):
+        raw = yaml.safe_load(yaml.safe_dump(source)) or {}
+    else:
+        raw = read_yaml(source)
+    for section in PIECE_REGISTRIES:
+        if isinstance(raw.get(section, {}), dict):  # so `-s data.std=0.02` keeps the default name
+            raw.setdefault(section, {}).setdefault("name", Config.model_fields[section].default.name)
+    apply_overrides(raw, overrides or [])
+    try:
+        cfg = Config.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(describe_validation_error(err, Config)) from None
+    validate_pieces(cfg)
+    return cfg
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        where = getattr(err, "problem_mark", None)
+        line = f" (line {where.line + 1})" if where else ""
+        raise ConfigError(f"config file {path} is not valid YAML{line}; check indentation and colons") from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of keys, not a {type(raw).__name__}")
+    return raw
+
+
+def validate_pieces(cfg: Config) -> None:
+    """Check every named piece exists and its parameters are valid."""
+    sections: list[tuple[str, Piece, str]] = [
+        (section, getattr(cfg, section), registry) for section, registry in PIECE_REGISTRIES.items()
+    ]
+    sections += [(f"regularizers.{i}", piece, "regularizers") for i, piece in enumerate(cfg.regularizers)]
+    for where, piece, registry_name in sections:
+        registry = ALL_REGISTRIES[registry_name]
+        if piece.name not in registry:
+            raise ConfigError(
+                f"{where}.name: unknown {registry.kind} {piece.name!r}; valid: {', '.join(registry.names())}"
+            )
+        try:
+            piece.params(registry)
+        except ValidationError as err:
+            raise ConfigError(
+                describe_validation_error(err, registry.entry(piece.name).params, prefix=where)
+            ) from None
+
+
+def describe_validation_error(err: ValidationError, model: type[BaseModel], prefix: str = "") -> str:
+    """The first pydantic error as one line: `key.path: problem` (+ valid keys if unknown)."""
+    first = err.errors()[0]
+    loc = [str(p) for p in first["loc"] if not _is_type_tag(p)]
+    key = ".".join(([prefix] if prefix else []) + loc) or prefix or "config"
+    if first["type"] == "extra_forbidden":
+        valid = _valid_keys(model, [p for p in first["loc"][:-1]])
+        hint = f"; valid keys: {', '.join(valid)}" if valid else ""
+        return f"{key}: unknown key{hint}"
+    value = first.get("input")
+    shown = f" (got {value!r})" if not isinstance(value, (dict, list)) else ""
+    return f"{key}: {first['msg']}{shown}"
+
+
+def _is_type_tag(part: object) -> bool:
+    """pydantic names union branches in error locations ('constrained-int', 'list[int]')."""
+    return isinstance(part, str) and ("[" in part or "-" in part or part in ("int", "float", "str", "bool"))
+
+
+def _valid_keys(model: type[BaseModel], loc: list[Any]) -> list[str]:
+    current: Any = model
+    for part in loc:
+        field = current.model_fields.get(part) if isinstance(part, str) else None
+        if field is None or not isinstance(field.annotation, type) or not issubclass(field.annotation, BaseModel):
+            return []
+        current = field.annotation
+    return list(current.model_fields)
+
+
+def dump_config(cfg: Config) -> str:
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False)

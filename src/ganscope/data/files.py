@@ -1,0 +1,173 @@
+"""The user's own point cloud (.npy, .npz or .csv) as a dataset.
+
+Real samples are drawn with replacement from the file's rows. When the user gives no
+mode centres, modes are found by clustering the real data, so coverage, high quality and
+reverse KL are defined for data without labels.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import torch
+from pydantic import PositiveFloat, PositiveInt
+from sklearn.cluster import KMeans
+from sklearn.mixture import GaussianMixture as SkGaussianMixture
+
+from ganscope.data.base import DATASETS, Dataset
+from ganscope.data.mixture import MixtureOracle
+from ganscope.errors import DataError
+from ganscope.registry import Params
+
+MIN_POINTS = 10
+
+
+class FileParams(Params):
+    path: Path
+    key: str | None = None
+    n_modes: PositiveInt | None = None
+    max_modes: PositiveInt = 30
+    centres: list[list[float]] | None = None
+    std: PositiveFloat | None = None
+    hq_threshold: PositiveFloat | None = None
+    cluster_seed: int = 0
+
+
+def load_points(path: Path, key: str | None = None) -> np.ndarray:
+    """Read a 2-D float array (points x features) and reject what cannot be trained on."""
+    if not path.is_file():
+        raise DataError(f"data file {path} does not exist; give the path of a .npy, .npz or .csv file")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".npy":
+            array = np.load(path, allow_pickle=False)
+        elif suffix == ".npz":
+            with np.load(path, allow_pickle=False) as archive:
+                names = list(archive.keys())
+                chosen = key or (names[0] if len(names) == 1 else None)
+                if chosen not in names:
+                    raise DataError(
+                        f"{path} holds arrays {names}; choose one with data.key=NAME"
+                    )
+                array = archive[chosen]
+        elif suffix == ".csv":
+            array = _read_csv(path)
+        else:
+            raise DataError(f"{path}: unsupported file type {suffix!r}; use .npy, .npz or .csv")
+    except (ValueError, OSError) as err:
+        raise DataError(f"{path} could not be read as a numeric array ({err}); save it with numpy.save") from None
+    if array.dtype.kind not in "fiu":
+        raise DataError(f"{path} holds {array.dtype} values; ganscope needs numbers")
+    if array.ndim == 1:
+        array = array[:, None]
+    if array.ndim != 2:
+        raise DataError(f"{path} holds an array of shape {array.shape}; give points x features (2-D)")
+    if len(array) < MIN_POINTS:
+        raise DataError(f"{path} holds {len(array)} points; give at least {MIN_POINTS}")
+    if not np.isfinite(array).all():
+        raise DataError(f"{path} contains NaN or infinite values; remove those rows first")
+    return array.astype(np.float64)
+
+
+def _read_csv(path: Path) -> np.ndarray:
+    with path.open(newline="") as handle:
+        rows = [row for row in csv.reader(handle) if row]
+    if rows and not _is_numeric(rows[0]):
+        rows = rows[1:]  # a header line
+    bad = next((i for i, row in enumerate(rows) if not _is_numeric(row)), None)
+    if bad is not None:
+        raise DataError(f"{path}: row {bad + 1} is not numeric: {rows[bad][:5]}")
+    if len({len(r) for r in rows}) > 1:
+        raise DataError(f"{path}: rows have different numbers of columns")
+    return np.array(rows, dtype=np.float64)
+
+
+def _is_numeric(row: list[str]) -> bool:
+    try:
+        [float(cell) for cell in row]
+    except ValueError:
+        return False
+    return True
+
+
+def cluster_modes(points: np.ndarray, p: FileParams) -> MixtureOracle:
+    """Find modes: k-means when the number is given, else a spherical Gaussian mixture
+    with the number of components chosen by BIC (spherical, because the oracle scores
+    distance in units of one std per mode)."""
+    if p.n_modes is not None:
+        if p.n_modes > len(points):
+            raise DataError(f"data.n_modes={p.n_modes} exceeds the {len(points)} points in the file")
+        km = KMeans(p.n_modes, n_init=10, random_state=p.cluster_seed).fit(points)
+        labels, centres = km.labels_, km.cluster_centers_
+        how = f"k-means with k={p.n_modes} on the real data"
+        spread = np.array([
+            np.sqrt(((points[labels == j] - centres[j]) ** 2).mean()) if (labels == j).any() else 0.0
+            for j in range(p.n_modes)
+        ])
+        weights = np.bincount(labels, minlength=p.n_modes).astype(np.float64)
+    else:
+        best = None
+        for k in range(1, min(p.max_modes, len(points) // 2) + 1):
+            gm = SkGaussianMixture(k, covariance_type="spherical", random_state=p.cluster_seed).fit(points)
+            bic = gm.bic(points)
+            if best is None or bic < best[0]:
+                best = (bic, gm)
+        assert best is not None
+        gm = best[1]
+        centres, spread, weights = gm.means_, np.sqrt(gm.covariances_), gm.weights_
+        how = f"spherical Gaussian mixture, {gm.n_components} components chosen by BIC (1..{p.max_modes})"
+    spread = np.maximum(spread, 1e-6 * max(float(points.std()), 1e-12))
+    return MixtureOracle(
+        torch.from_numpy(centres),
+        torch.from_numpy(spread),
+        torch.from_numpy(weights),
+        p.hq_threshold,
+        description=how,
+    )
+
+
+class PointFile(Dataset):
+    """Rows of a file, resampled with replacement."""
+
+    def __init__(self, points: np.ndarray, oracle: MixtureOracle) -> None:
+        self.name = "file"
+        self.points = torch.from_numpy(points).float()
+        self._oracle = oracle
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        return (self.points.shape[1],)
+
+    @property
+    def oracle(self) -> MixtureOracle:
+        return self._oracle
+
+    def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        return self.points[torch.randint(len(self.points), (n,), generator=generator)]
+
+
+@DATASETS.register("file", "your own points from a .npy/.npz/.csv file; modes by clustering", FileParams)
+def build_file(p: FileParams) -> PointFile:
+    points = load_points(p.path, p.key)
+    if p.centres is not None:
+        centres = torch.tensor(p.centres, dtype=torch.float64)
+        if centres.ndim != 2 or centres.shape[1] != points.shape[1]:
+            raise DataError(f"data.centres must be a list of {points.shape[1]}-D points")
+        std = p.std if p.std is not None else float(points.std(axis=0).mean()) / 10
+        oracle = MixtureOracle(
+            centres,
+            torch.full((len(centres),), std, dtype=torch.float64),
+            _weights_by_nearest(points, centres),
+            p.hq_threshold,
+            description="centres given in the config",
+        )
+    else:
+        oracle = cluster_modes(points, p)
+    return PointFile(points, oracle)
+
+
+def _weights_by_nearest(points: np.ndarray, centres: torch.Tensor) -> torch.Tensor:
+    nearest = torch.cdist(torch.from_numpy(points), centres).argmin(dim=1)
+    return torch.bincount(nearest, minlength=len(centres)).double().clamp_min(1e-12)

@@ -1,0 +1,83 @@
+"""Mode-histogram scores of a sample set against a dataset's mode oracle, as the
+VEEGAN/PacGAN protocol defines them (PROTOCOLS.md): high quality, modes covered,
+reverse KL of the high-quality histogram to the true mode weights, per-mode counts."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+
+from ganscope.data import ModeOracle
+
+
+@dataclass(frozen=True)
+class ModeScore:
+    n_samples: int
+    n_modes: int
+    modes_covered: int
+    hq_fraction: float
+    reverse_kl: float  # NaN when no sample is high quality
+    counts: list[int]  # high-quality samples per mode
+
+    def to_dict(self) -> dict[str, object]:
+        d = asdict(self)
+        d["reverse_kl"] = None if math.isnan(self.reverse_kl) else self.reverse_kl
+        return d
+
+    def summary(self) -> str:
+        rkl = "n/a (no high-quality samples)" if math.isnan(self.reverse_kl) else f"{self.reverse_kl:.3f}"
+        return (
+            f"{self.modes_covered}/{self.n_modes} modes covered, "
+            f"{100 * self.hq_fraction:.1f}% high quality, reverse KL {rkl}"
+        )
+
+
+def reverse_kl(counts: torch.Tensor, weights: torch.Tensor) -> float:
+    """KL(p_hat || p_data) with p_hat = counts / sum(counts), 0 log 0 = 0."""
+    total = counts.sum()
+    if total == 0:
+        return math.nan
+    p_hat = counts.double() / total
+    mask = p_hat > 0
+    return float((p_hat[mask] * (p_hat[mask] / weights.double()[mask]).log()).sum())
+
+
+def score_modes(samples: torch.Tensor, oracle: ModeOracle) -> ModeScore:
+    """Score one sample set (N, *sample_shape)."""
+    if samples.shape[0] == 0:
+        raise ValueError("no samples to score")
+    assignment = oracle.assign(samples)
+    counts = torch.bincount(assignment.mode[assignment.high_quality], minlength=oracle.n_modes)
+    return ModeScore(
+        n_samples=int(samples.shape[0]),
+        n_modes=oracle.n_modes,
+        modes_covered=int((counts > 0).sum()),
+        hq_fraction=float(assignment.high_quality.double().mean()),
+        reverse_kl=reverse_kl(counts, oracle.weights),
+        counts=counts.tolist(),
+    )
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation, ignoring NaN (std 0 for one value)."""
+    finite = [v for v in values if not math.isnan(v)]
+    if not finite:
+        return math.nan, math.nan
+    mean = sum(finite) / len(finite)
+    if len(finite) == 1:
+        return mean, 0.0
+    var = sum((v - mean) ** 2 for v in finite) / (len(finite) - 1)
+    return mean, math.sqrt(var)
+
+
+def population_summary(scores: list[ModeScore]) -> dict[str, list[float] | float]:
+    """Per-seed values and their mean and std for each headline number."""
+    out: dict[str, list[float] | float] = {}
+    for key in ("modes_covered", "hq_fraction", "reverse_kl"):
+        values = [float(getattr(s, key)) for s in scores]
+        mean, std = mean_std(values)
+        out[key] = values
+        out[f"{key}_mean"], out[f"{key}_std"] = mean, std
+    return out

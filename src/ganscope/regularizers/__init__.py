@@ -1,0 +1,5 @@
+"""Regularisers; importing this package registers the built-in ones."""
+
+from ganscope.regularizers.base import REGULARIZERS, Critic, Regularizer, RegularizerParams
+
+__all__ = ["REGULARIZERS", "Critic", "Regularizer", "RegularizerParams"]

@@ -1,0 +1,6 @@
+"""Training schemes; importing this package registers the built-in ones."""
+
+from ganscope.schemes import alternating
+from ganscope.schemes.base import SCHEMES, Noise, Parts, Scheme
+
+__all__ = ["SCHEMES", "Noise", "Parts", "Scheme", "alternating"]

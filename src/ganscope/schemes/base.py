@@ -1,0 +1,162 @@
+"""Training schemes: each owns one training step of the GAN game.
+
+Following mimicry, the method owns its step and the trainer stays small. A scheme is
+built from `Parts` (data, noise, objective, regularisers, network and optimiser
+factories, the population's random streams), creates the networks and optimisers it
+needs, and exposes them by name so the trainer can checkpoint any scheme the same way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from ganscope.config import Config, OptimizerConfig, piece_params, regularizer_params
+from ganscope.data import DATASETS, Dataset
+from ganscope.nets import DISCRIMINATORS, GENERATORS, init_population
+from ganscope.objectives import OBJECTIVES, Objective
+from ganscope.registry import Params, new_registry
+from ganscope.regularizers import REGULARIZERS, Regularizer
+from ganscope.seeding import PopulationRandom
+
+SCHEMES = new_registry("scheme", "schemes")
+
+
+@dataclass
+class Noise:
+    """The generator's input distribution p_z."""
+
+    dist: str
+    z_dim: int
+
+    def draw(self, rng: PopulationRandom, n: int) -> torch.Tensor:
+        """(S, n, z_dim): standard Gaussian or uniform on [-1, 1]."""
+        if self.dist == "gaussian":
+            return rng.randn(n, self.z_dim)
+        return rng.rand(n, self.z_dim) * 2 - 1
+
+
+@dataclass
+class Parts:
+    """Everything built from a config that a scheme combines."""
+
+    cfg: Config
+    seeds: list[int]
+    data: Dataset
+    noise: Noise
+    objective: Objective
+    regularizers: dict[str, Regularizer]
+    streams: dict[str, PopulationRandom] = field(default_factory=dict)
+
+    @classmethod
+    def from_config(cls, cfg: Config) -> Parts:
+        seeds = cfg.seed_list()
+        data = DATASETS.get(cfg.data.name)(piece_params(cfg, "data"))
+        objective = OBJECTIVES.get(cfg.objective.name)(piece_params(cfg, "objective"))
+        regularizers = {
+            piece.name: REGULARIZERS.get(piece.name)(params)
+            for piece, params in zip(cfg.regularizers, regularizer_params(cfg), strict=True)
+        }
+        streams = {name: PopulationRandom(seeds, name) for name in ("noise", "data", "penalty")}
+        return cls(cfg, seeds, data, Noise(cfg.noise.dist, cfg.noise.z_dim), objective, regularizers, streams)
+
+    @property
+    def n_seeds(self) -> int:
+        return len(self.seeds)
+
+    @property
+    def batch_size(self) -> int:
+        return self.cfg.train.batch_size
+
+    def real_batch(self) -> torch.Tensor:
+        return self.data.sample_population(self.streams["data"], self.batch_size)
+
+    def noise_batch(self, n: int | None = None) -> torch.Tensor:
+        return self.noise.draw(self.streams["noise"], n or self.batch_size)
+
+    def new_generator(self, index: int = 0) -> nn.Module:
+        """A population generator; `index` separates the init streams of several."""
+        net = GENERATORS.get(self.cfg.generator.name)(
+            piece_params(self.cfg, "generator"), self.n_seeds, self.noise.z_dim, self.data.sample_shape
+        )
+        init_population(net, PopulationRandom(self.seeds, "init", 0, index).generators)
+        return net
+
+    def new_discriminator(self, n_outputs: int = 1, index: int = 0) -> nn.Module:
+        net = DISCRIMINATORS.get(self.cfg.discriminator.name)(
+            piece_params(self.cfg, "discriminator"), self.n_seeds, self.data.sample_shape, n_outputs
+        )
+        init_population(net, PopulationRandom(self.seeds, "init", 1, index).generators)
+        return net
+
+    def autocast(self) -> contextlib.AbstractContextManager[None]:
+        if self.cfg.train.precision == "bf16":
+            return torch.autocast("cpu", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+
+def new_optimizer(params: list[nn.Parameter], cfg: OptimizerConfig) -> torch.optim.Optimizer:
+    """Adam, SGD or RMSProp. Elementwise updates keep population seeds independent."""
+    if cfg.name == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay, foreach=True)
+    if cfg.name == "rmsprop":
+        return torch.optim.RMSprop(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+
+
+@contextlib.contextmanager
+def frozen(module: nn.Module) -> Iterator[None]:
+    """Stop gradients into `module`'s parameters: the G step needs gradients through D to
+    its input only, so skipping D's weight gradients saves a third of D's backward pass."""
+    params = [p for p in module.parameters() if p.requires_grad]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
+
+
+def real_and_fake_logits(
+    critic: nn.Module, real: torch.Tensor, fake: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """D on both batches; one forward pass on their concatenation unless D couples samples."""
+    if getattr(critic, "batch_coupled", False):
+        return critic(real), critic(fake)
+    logits = critic(torch.cat([real, fake], dim=1))
+    return logits[:, : real.shape[1]], logits[:, real.shape[1] :]
+
+
+def grad_norm_per_seed(module: nn.Module) -> torch.Tensor:
+    """L2 norm of each seed's gradient over all of `module`'s parameters, (S,)."""
+    squares = [p.grad.flatten(1).square().sum(dim=1) for p in module.parameters() if p.grad is not None]
+    return torch.stack(squares).sum(dim=0).sqrt()
+
+
+class Scheme(ABC):
+    """One training step of a GAN method over a population of seeds."""
+
+    def __init__(self, parts: Parts, params: Params) -> None:
+        self.parts = parts
+        self.params = params
+        self.modules: dict[str, nn.Module] = {}
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+
+    @abstractmethod
+    def train_step(self, diagnostics: bool = False) -> dict[str, torch.Tensor]:
+        """One iteration; returns per-seed scalars (S,) such as losses and, when
+        `diagnostics` is set, gradient norms."""
+
+    @abstractmethod
+    def generate(self, z: torch.Tensor) -> torch.Tensor:
+        """Samples (S, n, *sample_shape) from noise (S, n, z_dim), networks in eval mode."""
+
+    def train(self, mode: bool = True) -> None:
+        for module in self.modules.values():
+            module.train(mode)

@@ -1,0 +1,5 @@
+"""The trainer: run folders, the training loop, checkpoints and resume."""
+
+from ganscope.train.run import Diverged, Interrupted, Run
+
+__all__ = ["Diverged", "Interrupted", "Run"]

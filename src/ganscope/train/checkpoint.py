@@ -1,0 +1,63 @@
+"""Checkpoints: plain tensors and numbers, written atomically, read without unpickling.
+
+`torch.load(weights_only=True)` refuses arbitrary objects, so a tampered checkpoint
+cannot run code. Files are written beside their target and renamed into place, so an
+interruption never leaves a half-written checkpoint behind.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import save_file
+
+from ganscope.errors import CheckpointError
+
+
+def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """Call `write(tmp)` on a temporary file in `path`'s folder, then rename it to `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        write(tmp)
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write(path, lambda tmp: tmp.write_text(text))
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    atomic_write(path, lambda tmp: torch.save(state, tmp))
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint at {path}; was the run started with `ganscope train`?")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, OSError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(f"checkpoint {path} is corrupt or not a ganscope checkpoint ({first})") from None
+    if not isinstance(state, dict) or state.get("format") != 1:
+        raise CheckpointError(f"checkpoint {path} is not a ganscope checkpoint (format 1)")
+    return state
+
+
+def save_weights(path: Path, module: torch.nn.Module) -> None:
+    """A module's weights as safetensors, for use outside ganscope."""
+    tensors = {k: v.detach().contiguous() for k, v in module.state_dict().items()}
+    atomic_write(path, lambda tmp: save_file(tensors, str(tmp)))
