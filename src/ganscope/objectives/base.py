@@ -35,3 +35,6 @@ class Objective(ABC):
     @abstractmethod
     def g_loss(self, fake_logits: torch.Tensor) -> torch.Tensor:
         """Generator loss per seed (minimised)."""
+
+    def constrain(self, discriminator: torch.nn.Module) -> None:
+        """Project D's parameters after each D update (WGAN's weight clipping); default none."""

@@ -57,6 +57,7 @@ class Alternating(Scheme):
         if diagnostics:
             out["d_grad_norm"] = grad_norm_per_seed(self.discriminator)
         opt.step()
+        parts.objective.constrain(self.discriminator)
         return out
 
     def g_step(self, diagnostics: bool) -> dict[str, torch.Tensor]:
