@@ -48,12 +48,11 @@ def _ref_radii(x: np.ndarray, k: int) -> np.ndarray:
 def _ref_prdc(real: np.ndarray, fake: np.ndarray, pr_k: int, dc_k: int) -> dict[str, float]:
     r_pr, r_dc, f_pr = _ref_radii(real, pr_k), _ref_radii(real, dc_k), _ref_radii(fake, pr_k)
     d = cdist(fake, real)  # d[j, i] = |fake_j - real_i|
-    precision = np.mean([any(d[j, i] <= r_pr[i] for i in range(len(real))) for j in range(len(fake))])
-    recall = np.mean([any(d[j, i] <= f_pr[j] for j in range(len(fake))) for i in range(len(real))])
-    density = sum(
-        d[j, i] <= r_dc[i] for j in range(len(fake)) for i in range(len(real))
-    ) / (dc_k * len(fake))
-    coverage = np.mean([d[:, i].min() <= r_dc[i] for i in range(len(real))])
+    n, m = len(real), len(fake)
+    precision = np.mean([any(d[j, i] <= r_pr[i] for i in range(n)) for j in range(m)])
+    recall = np.mean([any(d[j, i] <= f_pr[j] for j in range(m)) for i in range(n)])
+    density = sum(d[j, i] <= r_dc[i] for j in range(m) for i in range(n)) / (dc_k * m)
+    coverage = np.mean([d[:, i].min() <= r_dc[i] for i in range(n)])
     return {"precision": precision, "recall": recall, "density": density, "coverage": coverage}
 
 
@@ -165,7 +164,9 @@ def test_frechet_finite_for_collapsed_and_rank_deficient_fakes() -> None:
 # --- ndb ------------------------------------------------------------------------------
 
 
-def _ref_ndb(real: np.ndarray, fake: np.ndarray, centres: np.ndarray, alpha: float) -> dict[str, float]:
+def _ref_ndb(
+    real: np.ndarray, fake: np.ndarray, centres: np.ndarray, alpha: float
+) -> dict[str, float]:
     k = len(centres)
     real_bins, fake_bins = cdist(real, centres).argmin(1), cdist(fake, centres).argmin(1)
     n, m = len(real), len(fake)
@@ -177,12 +178,14 @@ def _ref_ndb(real: np.ndarray, fake: np.ndarray, centres: np.ndarray, alpha: flo
         se = math.sqrt(pooled * (1 - pooled) * (1 / n + 1 / m))
         if se > 0 and math.erfc(abs(p[b] - q[b]) / se / math.sqrt(2)) < alpha:
             different += 1
-    return {"ndb": different, "ndb_over_k": different / k, "js": jensenshannon(p, q) ** 2, "bins": k}
+    js = jensenshannon(p, q) ** 2  # scipy returns the square root, in nats by default
+    return {"ndb": different, "ndb_over_k": different / k, "js": js, "bins": k}
 
 
 def _clusters(centres: np.ndarray, per: int, seed: int) -> torch.Tensor:
     rng = np.random.default_rng(seed)
-    return torch.tensor(np.repeat(centres, per, axis=0) + 0.1 * rng.standard_normal((len(centres) * per, 2)))
+    noise = 0.1 * rng.standard_normal((len(centres) * per, 2))
+    return torch.tensor(np.repeat(centres, per, axis=0) + noise)
 
 
 def test_ndb_bin_test_matches_reference_with_fixed_centres() -> None:

@@ -21,10 +21,20 @@ from safetensors.torch import save_file
 from ganscope.errors import CheckpointError
 
 
+def _default_file_mode() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+FILE_MODE = _default_file_mode()
+
+
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     """Call `write(tmp)` on a temporary file in `path`'s folder, then rename it to `path`."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.fchmod(fd, FILE_MODE)  # mkstemp's 0600 would make run folders unreadable to others
     os.close(fd)
     tmp = Path(tmp_name)
     try:

@@ -79,6 +79,10 @@ class Run:
         self.scheme: Scheme = SCHEMES.get(cfg.scheme.name)(self.parts, piece_params(cfg, "scheme"))
         self.step = 0
         self.log = MetricsLog(self.run_dir / METRICS)
+        # Sums of per-seed scalars since the last log line; checkpointed so that a resumed
+        # run logs the same window averages as an uninterrupted one.
+        self.window: dict[str, torch.Tensor] = {}
+        self.window_count = 0
 
     # ---- creating and reopening run folders -------------------------------------------
 
@@ -124,6 +128,8 @@ class Run:
             "modules": {k: m.state_dict() for k, m in self.scheme.modules.items()},
             "optimizers": {k: o.state_dict() for k, o in self.scheme.optimizers.items()},
             "streams": {k: r.get_state() for k, r in self.parts.streams.items()},
+            "window": dict(self.window),
+            "window_count": self.window_count,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -141,6 +147,8 @@ class Run:
         except (KeyError, RuntimeError, ValueError) as err:
             raise CheckpointError(f"checkpoint does not match this run's networks ({str(err).splitlines()[0]})") from None
         self.step = int(state["step"])
+        self.window = dict(state["window"])
+        self.window_count = int(state["window_count"])
 
     def save(self) -> None:
         save_checkpoint(self.run_dir / CHECKPOINT, self.state_dict())
@@ -181,9 +189,17 @@ class Run:
             for seed, score in zip(self.parts.seeds, scores, strict=True)
         ]
 
-    def _train_records(self, window: dict[str, torch.Tensor], count: int, latest: dict[str, torch.Tensor]) -> list[dict[str, Any]]:
-        values = {k: (v / count).tolist() for k, v in window.items()}
-        values.update({k: v.tolist() for k, v in latest.items() if k not in window})
+    def _accumulate(self, out: dict[str, torch.Tensor]) -> None:
+        for k, v in out.items():
+            if not k.endswith("grad_norm"):  # diagnostics are instantaneous, not averaged
+                self.window[k] = self.window[k] + v if k in self.window else v.clone()
+        self.window_count += 1
+
+    def _train_records(self, latest: dict[str, torch.Tensor]) -> list[dict[str, Any]]:
+        """Window averages of the losses plus the latest diagnostics, one record per seed."""
+        values = {k: (v / self.window_count).tolist() for k, v in self.window.items()}
+        values.update({k: v.tolist() for k, v in latest.items() if k not in self.window})
+        self.window, self.window_count = {}, 0
         return [
             {"step": self.step, "seed": seed, "kind": "train", **{k: v[i] for k, v in values.items()}}
             for i, seed in enumerate(self.parts.seeds)
@@ -201,8 +217,6 @@ class Run:
         if self.step > 0:
             self.log.keep_only(self.is_scheduled)
         board = TensorBoard(self.run_dir / "tensorboard", purge_step=self.step + 1 if self.step else None)
-        window: dict[str, torch.Tensor] = {}
-        count = 0
         started, start_step = time.perf_counter(), self.step
         bar = tqdm(total=tcfg.steps, initial=self.step, disable=not progress, dynamic_ncols=True,
                    desc=f"{self.parts.data.name} {self.cfg.objective.name}", unit="step")
@@ -212,16 +226,12 @@ class Run:
                     diagnostics = (self.step + 1) % tcfg.log_every == 0
                     out = self.scheme.train_step(diagnostics)
                     self.step += 1
-                    count += 1
-                    for k, v in out.items():
-                        if not k.endswith("grad_norm"):
-                            window[k] = window[k] + v if k in window else v.clone()
+                    self._accumulate(out)
                     if diagnostics:
-                        records = self._train_records(window, count, out)
+                        records = self._train_records(out)
                         self._check_finite(records)
                         self.log.append(records)
                         board.scalars(records)
-                        window, count = {}, 0
                     if self.step % tcfg.eval_every == 0 or self.step == tcfg.steps:
                         scores, _ = self.evaluate()
                         records = self._eval_records(scores)
