@@ -33,7 +33,7 @@ def test_yaml_file_and_override_on_top(tmp_path) -> None:
     ("overrides", "message"),
     [
         (["train.stepz=3"], "train.stepz: unknown key; valid keys: steps"),
-        (["objective.name=foo"], "objective.name: unknown objective 'foo'; valid: minimax, nonsaturating"),
+        (["objective.name=foo"], "objective.name: unknown objective 'foo'; valid: hinge, least-squares, minimax"),
         (["data.name=moon"], "data.name: unknown dataset 'moon'; valid: "),
         (["train.batch_size=0"], "train.batch_size: Input should be greater than 0"),
         (["optimizer.generator.lr=-1"], "optimizer.generator.lr: Input should be greater than 0"),
@@ -64,3 +64,12 @@ def test_malformed_yaml_and_cli_exit_code(tmp_path, capsys) -> None:
     assert "Traceback" not in err
     assert "scheme.name: unknown scheme 'bogus'; valid: alternating" in err
     assert not (tmp_path / "run").exists()
+
+
+def test_invalid_combinations_are_rejected_with_the_fix() -> None:
+    with pytest.raises(ConfigError, match="needs regularizer.*gradient-penalty"):
+        load_config(overrides=["objective.name=wgan-gp"])
+    with pytest.raises(ConfigError, match="listed twice"):
+        load_config(overrides=["regularizers=[{name: dragan}, {name: dragan}]"])
+    cfg = load_config(overrides=["objective.name=wgan-gp", "regularizers=[{name: gradient-penalty}]"])
+    assert cfg.regularizers[0].name == "gradient-penalty"

@@ -192,6 +192,7 @@ def load_config(source: Path | dict[str, Any] | None = None, overrides: list[str
     except ValidationError as err:
         raise ConfigError(describe_validation_error(err, Config)) from None
     validate_pieces(cfg)
+    validate_combination(cfg)
     return cfg
 
 
@@ -229,6 +230,20 @@ def validate_pieces(cfg: Config) -> None:
             raise ConfigError(
                 describe_validation_error(err, registry.entry(piece.name).params, prefix=where)
             ) from None
+
+
+def validate_combination(cfg: Config) -> None:
+    """Reject combinations of valid pieces that make no sense together, with the reason."""
+    objective = ALL_REGISTRIES["objectives"].get(cfg.objective.name)
+    names = {piece.name for piece in cfg.regularizers}
+    missing = [r for r in objective.required_regularizers if r not in names]
+    if missing:
+        raise ConfigError(
+            f"objective {cfg.objective.name!r} needs regularizer(s) {', '.join(missing)}; "
+            f"add -s 'regularizers=[{{name: {missing[0]}}}]'"
+        )
+    if len(names) != len(cfg.regularizers):
+        raise ConfigError("regularizers: the same regularizer is listed twice; keep one and set its weight")
 
 
 def describe_validation_error(err: ValidationError, model: type[BaseModel], prefix: str = "") -> str:

@@ -33,13 +33,16 @@ class PopulationRandom:
         self.generators = [make_generator(s, stream, *extra) for s in seeds]
 
     def randn(self, *shape: int) -> torch.Tensor:
-        return torch.stack([torch.randn(shape, generator=g) for g in self.generators])
+        out = torch.empty(len(self.generators), *shape)
+        for row, g in zip(out, self.generators):
+            row.normal_(generator=g)
+        return out
 
     def rand(self, *shape: int) -> torch.Tensor:
-        return torch.stack([torch.rand(shape, generator=g) for g in self.generators])
-
-    def randint(self, high: int, *shape: int) -> torch.Tensor:
-        return torch.stack([torch.randint(high, shape, generator=g) for g in self.generators])
+        out = torch.empty(len(self.generators), *shape)
+        for row, g in zip(out, self.generators):
+            row.uniform_(generator=g)
+        return out
 
     def get_state(self) -> torch.Tensor:
         return torch.stack([g.get_state() for g in self.generators])

@@ -89,8 +89,8 @@ class PopBatchNorm(PopulationModule):
 
 
 ACTIVATIONS = {
-    "relu": nn.ReLU,
-    "leaky_relu": lambda: nn.LeakyReLU(0.2),
+    "relu": lambda: nn.ReLU(inplace=True),
+    "leaky_relu": lambda: nn.LeakyReLU(0.2, inplace=True),
     "tanh": nn.Tanh,
     "elu": nn.ELU,
     "gelu": nn.GELU,

@@ -9,6 +9,7 @@ keeps every seed's gradient exactly what it would be alone.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import ClassVar
 
 import torch
 
@@ -24,6 +25,11 @@ def per_seed_mean(values: torch.Tensor) -> torch.Tensor:
 
 class Objective(ABC):
     """The two players' losses as functions of D's logits; built from its Params."""
+
+    #: Regulariser names this objective is meaningless without (WGAN-GP's critic is
+    #: unbounded without its gradient penalty); `config.validate_combination` rejects a
+    #: config that names the objective without them.
+    required_regularizers: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, params: Params | None = None) -> None:
         self.params = params
