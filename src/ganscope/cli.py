@@ -57,7 +57,7 @@ def _print_verdict(summary: dict[str, Any], run_dir: Path) -> None:
 def cmd_demo(args: argparse.Namespace) -> int:
     from ganscope.config import load_config
 
-    cfg = load_config(None, args.set)
+    cfg = load_config(None, args.set, profile="demo")
     _train(cfg, args.out, args.quiet)
     return 0
 
@@ -65,7 +65,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from ganscope.config import load_config
 
-    cfg = load_config(args.config, args.set)
+    cfg = load_config(args.config, args.set, profile=args.profile)
     _train(cfg, args.out, args.quiet)
     return 0
 
@@ -184,12 +184,14 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_list(args: argparse.Namespace) -> int:
     import ganscope  # noqa: F401  (registers every piece)
+    from ganscope.profiles import describe_profile, profile_names
     from ganscope.registry import ALL_REGISTRIES
 
     listing = {
         plural: [{"name": e.name, "description": e.description, "params": list(e.params.model_fields)} for e in reg]
         for plural, reg in ALL_REGISTRIES.items()
     }
+    listing["profiles"] = [{"name": n, "description": describe_profile(n), "params": []} for n in profile_names()]
     if args.json:
         _print_json(listing)
         return 0
@@ -225,13 +227,14 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("-s", "--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override a config key (dotted name, YAML value), e.g. -s train.steps=2000")
 
-    p = add("demo", cmd_demo, "train on the 2-D ring with the defaults, print the verdict, write the report")
+    p = add("demo", cmd_demo, "train on the 2-D ring with the demo profile, print the verdict, write the report")
     overrides(p)
     p.add_argument("-o", "--out", type=Path, help="run folder (default runs/<time>-ring-...)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
     p = add("train", cmd_train, "train one run (a population of seeds) from a config")
     p.add_argument("config", nargs="?", type=Path, help="YAML config (default: built-in defaults)")
+    p.add_argument("-p", "--profile", help="start from a named profile (ganscope list shows them)")
     overrides(p)
     p.add_argument("-o", "--out", type=Path, help="run folder (default runs/<time>-<data>-<objective>-<scheme>)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

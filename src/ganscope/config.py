@@ -3,7 +3,9 @@
 A config names pieces from the registries (`data.name`, `objective.name`,
 `scheme.name`, `generator.name`, ...) and gives their parameters beside the name; each
 piece's parameters are validated against the pydantic model it registered, so an unknown
-key or a bad value fails at load time with one line naming the key.
+key or a bad value fails at load time with one line naming the key. A registered piece
+that conflicts with other keys (packing needs a batch size divisible by the pack size)
+says so through a `check_config(params, cfg)` method returning the one-line reason.
 """
 
 from __future__ import annotations
@@ -80,6 +82,8 @@ class TrainConfig(Strict):
     log_every: PositiveInt = 50
     checkpoint_every: PositiveInt = 1000
     precision: Literal["fp32", "bf16"] = "fp32"
+    lr_schedule: Literal["constant", "cosine", "linear"] = "constant"
+    lr_final_fraction: float = Field(0.0, ge=0.0, le=1.0)
 
     @field_validator("seeds")
     @classmethod
@@ -95,6 +99,7 @@ class Config(Strict):
     noise: NoiseConfig = NoiseConfig()
     generator: Piece = Piece(name="mlp")
     discriminator: Piece = Piece(name="mlp")
+    d_modifiers: list[Piece] = Field(default_factory=list)
     objective: Piece = Piece(name="nonsaturating")
     regularizers: list[Piece] = Field(default_factory=list)
     scheme: Piece = Piece(name="alternating")
@@ -125,8 +130,24 @@ def piece_params(cfg: Config, section: str) -> Params:
     return getattr(cfg, section).params(ALL_REGISTRIES[PIECE_REGISTRIES[section]])
 
 
+#: Sections holding a list of pieces, each piece at most once, and their registries.
+PIECE_LIST_REGISTRIES = {
+    "regularizers": "regularizers",
+    "d_modifiers": "d_modifiers",
+}
+
+
+def piece_list_params(cfg: Config, section: str) -> list[Params]:
+    registry = ALL_REGISTRIES[PIECE_LIST_REGISTRIES[section]]
+    return [piece.params(registry) for piece in getattr(cfg, section)]
+
+
 def regularizer_params(cfg: Config) -> list[Params]:
-    return [piece.params(ALL_REGISTRIES["regularizers"]) for piece in cfg.regularizers]
+    return piece_list_params(cfg, "regularizers")
+
+
+def d_modifier_params(cfg: Config) -> list[Params]:
+    return piece_list_params(cfg, "d_modifiers")
 
 
 def parse_overrides(overrides: list[str]) -> list[tuple[list[str], Any]]:
@@ -174,15 +195,20 @@ def _list_item(node: list[Any], part: str, path: list[str]) -> Any:
     return node[_index(node, part, path)]
 
 
-def load_config(source: Path | dict[str, Any] | None = None, overrides: list[str] | None = None) -> Config:
-    """Read YAML (or take a dict), apply `-s` overrides, validate everything."""
-    raw: dict[str, Any]
-    if source is None:
-        raw = {}
-    elif isinstance(source, dict):
-        raw = yaml.safe_load(yaml.safe_dump(source)) or {}
-    else:
-        raw = read_yaml(source)
+def load_config(
+    source: Path | dict[str, Any] | None = None,
+    overrides: list[str] | None = None,
+    profile: str | None = None,
+) -> Config:
+    """Start from a named profile (if any), merge the YAML file (or dict) on top, apply
+    `-s` overrides, validate everything."""
+    from ganscope.profiles import load_profile
+
+    raw: dict[str, Any] = load_profile(profile) if profile else {}
+    if isinstance(source, dict):
+        deep_merge(raw, yaml.safe_load(yaml.safe_dump(source)) or {})
+    elif source is not None:
+        deep_merge(raw, read_yaml(source))
     for section in PIECE_REGISTRIES:
         if isinstance(raw.get(section, {}), dict):  # so `-s data.std=0.02` keeps the default name
             raw.setdefault(section, {}).setdefault("name", Config.model_fields[section].default.name)
@@ -194,6 +220,21 @@ def load_config(source: Path | dict[str, Any] | None = None, overrides: list[str
     validate_pieces(cfg)
     validate_combination(cfg)
     return cfg
+
+
+def deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    """Merge `top` into `base` in place; nested mappings merge, everything else replaces.
+
+    A mapping naming a different piece (`name`) replaces the old one wholesale, since the
+    old piece's parameters mean nothing to the new one.
+    """
+    for key, value in top.items():
+        old = base.get(key)
+        if isinstance(value, dict) and isinstance(old, dict) and value.get("name", old.get("name")) == old.get("name"):
+            deep_merge(base[key], value)
+        else:
+            base[key] = value
+    return base
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
@@ -213,11 +254,18 @@ def read_yaml(path: Path) -> dict[str, Any]:
 
 
 def validate_pieces(cfg: Config) -> None:
-    """Check every named piece exists and its parameters are valid."""
+    """Check every named piece exists, its parameters are valid and agree with the rest
+    of the config, and no list names a piece twice."""
     sections: list[tuple[str, Piece, str]] = [
         (section, getattr(cfg, section), registry) for section, registry in PIECE_REGISTRIES.items()
     ]
-    sections += [(f"regularizers.{i}", piece, "regularizers") for i, piece in enumerate(cfg.regularizers)]
+    for section, registry_name in PIECE_LIST_REGISTRIES.items():
+        pieces = getattr(cfg, section)
+        sections += [(f"{section}.{i}", piece, registry_name) for i, piece in enumerate(pieces)]
+        names = [piece.name for piece in pieces]
+        repeated = next((name for i, name in enumerate(names) if name in names[:i]), None)
+        if repeated is not None:
+            raise ConfigError(f"{section}: {repeated!r} is given twice; name each at most once")
     for where, piece, registry_name in sections:
         registry = ALL_REGISTRIES[registry_name]
         if piece.name not in registry:
@@ -225,11 +273,15 @@ def validate_pieces(cfg: Config) -> None:
                 f"{where}.name: unknown {registry.kind} {piece.name!r}; valid: {', '.join(registry.names())}"
             )
         try:
-            piece.params(registry)
+            params = piece.params(registry)
         except ValidationError as err:
             raise ConfigError(
                 describe_validation_error(err, registry.entry(piece.name).params, prefix=where)
             ) from None
+        check = getattr(registry.get(piece.name), "check_config", None)
+        reason = check(params, cfg) if check else None
+        if reason:
+            raise ConfigError(f"{where}: {reason}")
 
 
 def validate_combination(cfg: Config) -> None:
