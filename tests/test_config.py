@@ -69,7 +69,7 @@ def test_malformed_yaml_and_cli_exit_code(tmp_path, capsys) -> None:
 def test_invalid_combinations_are_rejected_with_the_fix() -> None:
     with pytest.raises(ConfigError, match="needs regularizer.*gradient-penalty"):
         load_config(overrides=["objective.name=wgan-gp"])
-    with pytest.raises(ConfigError, match="listed twice"):
+    with pytest.raises(ConfigError, match="given twice"):
         load_config(overrides=["regularizers=[{name: dragan}, {name: dragan}]"])
     cfg = load_config(overrides=["objective.name=wgan-gp", "regularizers=[{name: gradient-penalty}]"])
     assert cfg.regularizers[0].name == "gradient-penalty"

@@ -294,8 +294,6 @@ def validate_combination(cfg: Config) -> None:
             f"objective {cfg.objective.name!r} needs regularizer(s) {', '.join(missing)}; "
             f"add -s 'regularizers=[{{name: {missing[0]}}}]'"
         )
-    if len(names) != len(cfg.regularizers):
-        raise ConfigError("regularizers: the same regularizer is listed twice; keep one and set its weight")
 
 
 def describe_validation_error(err: ValidationError, model: type[BaseModel], prefix: str = "") -> str:
