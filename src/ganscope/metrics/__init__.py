@@ -5,3 +5,7 @@ Frechet distance, birthday-paradox support)."""
 from ganscope.registry import new_registry
 
 METRICS = new_registry("metric", "metrics")
+
+from ganscope.metrics import features  # noqa: E402  (registers the feature-space metrics)
+
+__all__ = ["METRICS", "features"]
