@@ -1,7 +1,24 @@
 """Networks; importing this package registers the built-in ones."""
 
-from ganscope.nets import mlp
-from ganscope.nets.base import DISCRIMINATORS, GENERATORS
+from ganscope.nets import autoencoder, mlp, modifiers
+from ganscope.nets.autoencoder import AUTOENCODERS, Autoencoder
+from ganscope.nets.base import D_MODIFIERS, DISCRIMINATORS, GENERATORS
+from ganscope.nets.discriminator import Discriminator, FeatureExtension
 from ganscope.nets.layers import PopBatchNorm, PopLinear, PopulationModule, init_population
 
-__all__ = ["DISCRIMINATORS", "GENERATORS", "PopBatchNorm", "PopLinear", "PopulationModule", "init_population", "mlp"]
+__all__ = [
+    "AUTOENCODERS",
+    "Autoencoder",
+    "DISCRIMINATORS",
+    "D_MODIFIERS",
+    "Discriminator",
+    "FeatureExtension",
+    "GENERATORS",
+    "PopBatchNorm",
+    "PopLinear",
+    "PopulationModule",
+    "autoencoder",
+    "init_population",
+    "mlp",
+    "modifiers",
+]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Literal
 
 import torch
@@ -10,6 +11,7 @@ from pydantic import PositiveInt
 from torch import nn
 
 from ganscope.nets.base import DISCRIMINATORS, GENERATORS
+from ganscope.nets.discriminator import Discriminator, ExtensionFactory
 from ganscope.nets.layers import ACTIVATIONS, PopBatchNorm, PopLinear, PopMaxout, activation
 from ganscope.registry import Params
 
@@ -59,19 +61,27 @@ class MLPGenerator(nn.Module):
         return self.out(self.body(z)).unflatten(-1, self.sample_shape)
 
 
-class MLPDiscriminator(nn.Module):
-    """samples (S, B, *sample_shape) -> logits (S, B, n_outputs)."""
-
-    def __init__(
-        self, n_seeds: int, sample_shape: tuple[int, ...], n_outputs: int, p: MLPDiscriminatorParams
-    ) -> None:
-        super().__init__()
-        self.batch_coupled = p.batch_norm
-        self.body, width = hidden_stack(n_seeds, math.prod(sample_shape), p, p.maxout_pieces)
-        self.head = PopLinear(n_seeds, width, n_outputs)
+class Flattened(nn.Sequential):
+    """Layers applied to samples flattened to vectors: (S, B, *sample_shape) -> (S, B, width)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.body(x.flatten(2)))
+        return super().forward(x.flatten(2))
+
+
+class MLPDiscriminator(Discriminator):
+    """samples (S, B, *sample_shape) -> logits (S, B, n_outputs): a hidden stack on the
+    flattened samples as the body, then any feature extensions, then a linear head."""
+
+    def __init__(
+        self,
+        n_seeds: int,
+        sample_shape: tuple[int, ...],
+        n_outputs: int,
+        p: MLPDiscriminatorParams,
+        extensions: Sequence[ExtensionFactory] = (),
+    ) -> None:
+        body, width = hidden_stack(n_seeds, math.prod(sample_shape), p, p.maxout_pieces)
+        super().__init__(Flattened(*body), width, n_seeds, n_outputs, extensions, batch_coupled=p.batch_norm)
 
 
 @GENERATORS.register("mlp", "fully connected generator (width, depth, activation, batch norm)", MLPParams)
@@ -83,6 +93,10 @@ def build_mlp_generator(p: MLPParams, n_seeds: int, z_dim: int, sample_shape: tu
     "mlp", "fully connected discriminator (width, depth, activation or maxout, batch norm)", MLPDiscriminatorParams
 )
 def build_mlp_discriminator(
-    p: MLPDiscriminatorParams, n_seeds: int, sample_shape: tuple[int, ...], n_outputs: int
+    p: MLPDiscriminatorParams,
+    n_seeds: int,
+    sample_shape: tuple[int, ...],
+    n_outputs: int,
+    extensions: Sequence[ExtensionFactory] = (),
 ) -> MLPDiscriminator:
-    return MLPDiscriminator(n_seeds, sample_shape, n_outputs, p)
+    return MLPDiscriminator(n_seeds, sample_shape, n_outputs, p, extensions)
