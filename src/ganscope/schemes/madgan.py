@@ -1,0 +1,250 @@
+"""MAD-GAN (Ghosh et al. 2018, "Multi-Agent Diverse Generative Adversarial Networks").
+
+Why: one generator can lower its loss by covering the single mode D currently rates most
+real. MAD-GAN trains k generators against one discriminator with k + 1 softmax outputs,
+"made by G_1" ... "made by G_k" and "real" (Section 3). D must not only reject fakes but
+also say *which* generator made each one; it can only do so when the generators produce
+different things, so its identification gradient pushes them apart, each towards its own
+modes, while every G_i keeps trying to look real. The generators together form the model
+p_g = (1/k) sum_i p_gi, whose global optimum is p_g = p_data (the paper's analysis).
+
+The game, here (class order: generators 0..k-1, real = k, the paper's D_{k+1} last):
+- D's logits l split exactly into two parts. The *realness* logit
+      r(x) = l_k - logsumexp(l_0, ..., l_{k-1})
+  is the log-odds D gives to "real" against "any generator", so sigmoid(r) = D_{k+1}(x).
+  Hence, for the (k+1)-way cross-entropy H(delta, D(x)) of the paper's D objective,
+      -log D_{k+1}(x)  = softplus(-r(x)),
+      -log D_i(G_i(z)) = softplus(r) - log softmax(l_0..l_{k-1})_i,
+  the binary real/fake loss on r plus a k-way *identification* cross-entropy among the
+  generator classes only.
+- So D's loss is `objective.d_loss(r(real), r(fake))` + the identification cross-entropy
+  of the fakes, and G_i's loss is `objective.g_loss(r(G_i(z)))`. With `nonsaturating` that
+  is exactly the paper's cross-entropy H(delta, D(x)) for D (summed over the real and the
+  fake half of the batch, as `nonsaturating` sums the two means for one generator) and the
+  paper's practical generator loss -log D_{k+1}(G_i(z)); `minimax` gives the
+  log(1 - D_{k+1}(G_i(z))) of the paper's analysis. With k = 1 the identification term
+  vanishes and the scheme is the ordinary GAN on a two-logit D.
+- Any other objective plays its own real/fake game on r, which is an unbounded score like
+  any critic output: WGAN-GP's critic is r (the gradient penalty and every regulariser get
+  `critic`, which returns r), hinge and least squares put their margins and targets on r.
+  The identification cross-entropy depends only on the differences among the k generator
+  logits, a part of D's head that r leaves free, so it adds the generator-naming task
+  without changing what the configured objective asks of the realness score. This is the
+  SPEC's "WGAN-GP with MAD-GAN" combination.
+
+Batch and weighting: one noise batch z of batch_size / k vectors goes to every generator
+(the diversity penalty compares G_i(z) with G_j(z) on the same z, at no extra cost), so D
+sees batch_size real and batch_size generated samples per step, as a one-generator GAN
+does, and each generator's share of the fakes is 1/k. The paper's analysis weights the
+real data like each single generator (its optimal D_{k+1} is p_d / (p_d + sum_i p_gi));
+here the real batch weighs as much as all generators together, the weighting every other
+objective needs (a Wasserstein critic's mean gap is only a distance between equally
+weighted distributions). It moves D's optimal realness to p_d / (p_d + p_g) but not the
+generators' optimum, p_g = p_data. The public TensorFlow re-implementation of MAD-GAN
+trains on the same balanced batch.
+
+Diversity penalty (`diversity`, default 0 = off): the source material's pairwise
+similarity penalty, added to the generators' loss,
+    L_reg = sum_{i<j} cos(G_i(z), G_j(z)),  mean over z,
+with each sample flattened to a vector. It rewards generators for mapping the same z in
+different directions from the origin (so it suits data centred there, like the ring). The
+paper's own similarity-based variant (MAD-GAN-Sim, in its appendix) builds a user-defined
+similarity into a competing objective instead; this is the simpler penalty the SPEC names.
+
+Sampling: `generate` splits the n noise vectors into k contiguous, near-equal chunks
+(`torch.tensor_split`: the first n mod k chunks one longer) and chunk i comes from G_i.
+With i.i.d. noise this is the uniform mixture of the generators, stratified, and the same
+noise always gives the same samples.
+
+Defaults: k = 4 generators (as in the public re-implementation of the paper's 1-D
+Gaussian-mixture experiment); separate networks (`share_layers` false: the paper shares
+the early layers of its image generators, which learn common low-level features; true
+here shares one body, every layer but the output layer, and gives each generator its own
+output layer); one D step per G step.
+"""
+
+from __future__ import annotations
+
+import torch
+from pydantic import NonNegativeFloat, PositiveInt
+from torch import nn
+from torch.nn import functional as F
+
+from ganscope.errors import ConfigError
+from ganscope.objectives.base import Objective, per_seed_mean
+from ganscope.schemes.alternating import AlternatingParams
+from ganscope.schemes.base import (
+    SCHEMES,
+    Parts,
+    Scheme,
+    frozen,
+    grad_norm_per_seed,
+    new_optimizer,
+    real_and_fake_logits,
+)
+
+
+class MadGANParams(AlternatingParams):
+    generators: PositiveInt = 4
+    share_layers: bool = False
+    diversity: NonNegativeFloat = 0.0
+
+
+def realness(logits: torch.Tensor) -> torch.Tensor:
+    """Log-odds of "real" against "any generator" from D's k + 1 logits (real last):
+    (S, B, k + 1) -> (S, B), with sigmoid(realness) = D_{k+1}(x)."""
+    return logits[..., -1] - logits[..., :-1].logsumexp(dim=-1)
+
+
+def identification_loss(fake_logits: torch.Tensor) -> torch.Tensor:
+    """Per-seed mean of -log P(made by G_i | made by a generator) over fakes, (S,).
+
+    `fake_logits` is (S, k, m, k + 1), block i holding D's logits for G_i's m samples.
+    """
+    log_p = fake_logits[..., :-1].log_softmax(dim=-1)  # (S, k, m, k)
+    return -per_seed_mean(log_p.diagonal(dim1=1, dim2=3))  # entries log_p[s, i, j, i]
+
+
+def discriminator_loss(
+    objective: Objective, real_logits: torch.Tensor, fake_logits: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """D's loss and its identification part, (S,) each, from its logits for the real batch
+    (S, B, k + 1) and for the fakes (S, k, m, k + 1): the objective's game on the realness
+    logits plus the identification cross-entropy of the fakes."""
+    identify = identification_loss(fake_logits)
+    return objective.d_loss(realness(real_logits), realness(fake_logits.flatten(1, 2))) + identify, identify
+
+
+def generator_losses(objective: Objective, fake_logits: torch.Tensor) -> torch.Tensor:
+    """Each G_i's own loss, the objective's G loss on its samples' realness: (S, k) from
+    D's logits for the fakes (S, k, m, k + 1)."""
+    return torch.stack([objective.g_loss(realness(logits)) for logits in fake_logits.unbind(dim=1)], dim=1)
+
+
+def pairwise_cosine_similarity(samples: torch.Tensor) -> torch.Tensor:
+    """sum_{i<j} cos(G_i(z), G_j(z)), mean over z, for samples (S, k, m, *shape): (S,).
+
+    With unit vectors u_i, sum_{i<j} u_i . u_j = (|sum_i u_i|^2 - sum_i |u_i|^2) / 2, one
+    pass instead of k(k - 1)/2; a zero sample has no direction and contributes 0.
+    """
+    units = F.normalize(samples.flatten(3), dim=-1)
+    together = units.sum(dim=1).square().sum(dim=-1)
+    apart = units.square().sum(dim=(1, 3))
+    return per_seed_mean((together - apart) / 2)
+
+
+def split_shared_body(generators: list[nn.Module]) -> nn.Module:
+    """Make generator 0's `body` (every layer but the output layer) the one shared body;
+    each generator keeps only its own head. Needs generators of the form head(body(z))."""
+    if not all(isinstance(getattr(g, "body", None), nn.Module) for g in generators):
+        raise ConfigError(
+            "scheme.share_layers: this generator has no `body` of shared layers to split off; "
+            "use an mlp generator or set scheme.share_layers=false"
+        )
+    body = generators[0].body
+    for g in generators:
+        g.body = nn.Identity()
+    return body
+
+
+@SCHEMES.register(
+    "madgan", "k generators; D also names which one made each fake (Ghosh et al. 2018)", MadGANParams
+)
+class MadGAN(Scheme):
+    """MAD-GAN's training step: `n_critic` D steps, then one step of all generators."""
+
+    params: MadGANParams
+
+    def __init__(self, parts: Parts, params: MadGANParams) -> None:
+        super().__init__(parts, params)
+        k = params.generators
+        if parts.batch_size % k:
+            raise ConfigError(
+                f"train.batch_size ({parts.batch_size}) must be a multiple of scheme.generators ({k}): "
+                "every generator gets batch_size / generators noise vectors"
+            )
+        self.per_generator = parts.batch_size // k
+        self.generators = [parts.new_generator(index=i) for i in range(k)]
+        self.body = split_shared_body(self.generators) if params.share_layers else nn.Identity()
+        self.discriminator = parts.new_discriminator(n_outputs=k + 1)
+        self.modules = {f"generator_{i}": g for i, g in enumerate(self.generators)}
+        if params.share_layers:
+            self.modules["generator_body"] = self.body
+        self.modules["discriminator"] = self.discriminator
+        # One container for the optimiser and gradient norms; `parameters()` lists the
+        # shared body once. Adam being elementwise, one optimiser equals one per generator.
+        self.all_generators = nn.ModuleList([self.body, *self.generators])
+        optim = parts.cfg.optimizer
+        self.optimizers = {
+            "generator": new_optimizer(list(self.all_generators.parameters()), optim.generator),
+            "discriminator": new_optimizer(list(self.discriminator.parameters()), optim.discriminator),
+        }
+
+    def critic(self, x: torch.Tensor) -> torch.Tensor:
+        """D's realness logit of samples x: the critic every regulariser penalises."""
+        return realness(self.discriminator(x))
+
+    def fakes(self) -> torch.Tensor:
+        """Every generator on one fresh noise batch: (S, k, batch_size / k, *sample_shape)."""
+        features = self.body(self.parts.noise_batch(self.per_generator))
+        return torch.stack([g(features) for g in self.generators], dim=1)
+
+    def diversity_penalty(self, fake: torch.Tensor) -> torch.Tensor:
+        """`diversity` times the pairwise cosine similarity of `fake` (S, k, m, ...), (S,);
+        zeros, without computing it, when the penalty is off."""
+        if not self.params.diversity:
+            return fake.new_zeros(fake.shape[0])
+        return self.params.diversity * pairwise_cosine_similarity(fake)
+
+    def d_step(self, diagnostics: bool) -> dict[str, torch.Tensor]:
+        parts, opt = self.parts, self.optimizers["discriminator"]
+        real = parts.real_batch()
+        with parts.autocast():
+            with torch.no_grad():
+                fake = self.fakes()
+            pooled = fake.flatten(1, 2)
+            real_logits, fake_logits = real_and_fake_logits(self.discriminator, real, pooled)
+            loss, identify = discriminator_loss(
+                parts.objective, real_logits.float(), fake_logits.float().unflatten(1, fake.shape[1:3])
+            )
+            out = {"d_loss": loss.detach(), "d_identify": identify.detach()}
+            for name, reg in parts.regularizers.items():
+                penalty = reg.penalty(self.critic, real, pooled, parts.streams["penalty"])
+                out[f"penalty_{name}"] = penalty.detach()
+                loss = loss + reg.weight * penalty
+        opt.zero_grad(set_to_none=True)
+        loss.sum().backward()
+        if diagnostics:
+            out["d_grad_norm"] = grad_norm_per_seed(self.discriminator)
+        opt.step()
+        parts.objective.constrain(self.discriminator)
+        return out
+
+    def g_step(self, diagnostics: bool) -> dict[str, torch.Tensor]:
+        """Each G_i minimises its own loss, so the backward pass sums them (a shared body
+        gets the sum of its heads' gradients); the logged `g_loss` is their mean."""
+        parts, opt = self.parts, self.optimizers["generator"]
+        with parts.autocast(), frozen(self.discriminator):
+            fake = self.fakes()
+            fake_logits = self.discriminator(fake.flatten(1, 2)).float().unflatten(1, fake.shape[1:3])
+            losses = generator_losses(parts.objective, fake_logits)
+            diversity = self.diversity_penalty(fake.float())
+            loss = losses.sum(dim=1) + diversity
+        opt.zero_grad(set_to_none=True)
+        loss.sum().backward()
+        out = {"g_loss": losses.detach().mean(dim=1), "g_diversity": diversity.detach()}
+        if diagnostics:
+            out["g_grad_norm"] = grad_norm_per_seed(self.all_generators)
+        opt.step()
+        return out
+
+    def train_step(self, diagnostics: bool = False) -> dict[str, torch.Tensor]:
+        for _ in range(self.params.n_critic):
+            out = self.d_step(diagnostics)
+        out.update(self.g_step(diagnostics))
+        return out
+
+    @torch.no_grad()
+    def generate(self, z: torch.Tensor) -> torch.Tensor:
+        chunks = self.body(z).tensor_split(len(self.generators), dim=1)
+        return torch.cat([g(c) for g, c in zip(self.generators, chunks, strict=True)], dim=1).float()
