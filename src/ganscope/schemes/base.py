@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
-from ganscope.config import Config, OptimizerConfig, piece_params, regularizer_params
+from ganscope.config import Config, OptimizerConfig, d_modifier_params, piece_params, regularizer_params
 from ganscope.data import DATASETS, Dataset
-from ganscope.nets import DISCRIMINATORS, GENERATORS, init_population
+from ganscope.nets import D_MODIFIERS, DISCRIMINATORS, GENERATORS, init_population
+from ganscope.nets.discriminator import ExtensionFactory
+from ganscope.nets.modifiers import DiscriminatorModifier, apply_modifiers
 from ganscope.objectives import OBJECTIVES, Objective
 from ganscope.registry import Params, new_registry
 from ganscope.regularizers import REGULARIZERS, Regularizer
@@ -52,6 +54,7 @@ class Parts:
     objective: Objective
     regularizers: dict[str, Regularizer]
     streams: dict[str, PopulationRandom] = field(default_factory=dict)
+    d_modifiers: list[DiscriminatorModifier] = field(default_factory=list)
 
     @classmethod
     def from_config(cls, cfg: Config) -> Parts:
@@ -62,8 +65,13 @@ class Parts:
             piece.name: REGULARIZERS.get(piece.name)(params)
             for piece, params in zip(cfg.regularizers, regularizer_params(cfg), strict=True)
         }
+        d_modifiers = [
+            D_MODIFIERS.get(piece.name)(params)
+            for piece, params in zip(cfg.d_modifiers, d_modifier_params(cfg), strict=True)
+        ]
         streams = {name: PopulationRandom(seeds, name) for name in ("noise", "data", "penalty")}
-        return cls(cfg, seeds, data, Noise(cfg.noise.dist, cfg.noise.z_dim), objective, regularizers, streams)
+        noise = Noise(cfg.noise.dist, cfg.noise.z_dim)
+        return cls(cfg, seeds, data, noise, objective, regularizers, streams, d_modifiers)
 
     @property
     def n_seeds(self) -> int:
@@ -88,9 +96,14 @@ class Parts:
         return net
 
     def new_discriminator(self, n_outputs: int = 1, index: int = 0) -> nn.Module:
-        net = DISCRIMINATORS.get(self.cfg.discriminator.name)(
-            piece_params(self.cfg, "discriminator"), self.n_seeds, self.data.sample_shape, n_outputs
-        )
+        """A population discriminator changed by the config's `d_modifiers`, in order."""
+        builder = DISCRIMINATORS.get(self.cfg.discriminator.name)
+        params = piece_params(self.cfg, "discriminator")
+
+        def build(sample_shape: tuple[int, ...], extensions: Sequence[ExtensionFactory]) -> nn.Module:
+            return builder(params, self.n_seeds, sample_shape, n_outputs, extensions)
+
+        net = apply_modifiers(build, self.d_modifiers)(self.data.sample_shape, ())
         init_population(net, PopulationRandom(self.seeds, "init", 1, index).generators)
         return net
 
@@ -127,11 +140,16 @@ def frozen(module: nn.Module) -> Iterator[None]:
 def real_and_fake_logits(
     critic: nn.Module, real: torch.Tensor, fake: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """D on both batches; one forward pass on their concatenation unless D couples samples."""
+    """D on both batches; one forward pass on their concatenation unless D couples samples.
+
+    The logits are split in the batches' proportion, since a packing D gives one logit
+    per pack of samples rather than one per sample.
+    """
     if getattr(critic, "batch_coupled", False):
         return critic(real), critic(fake)
     logits = critic(torch.cat([real, fake], dim=1))
-    return logits[:, : real.shape[1]], logits[:, real.shape[1] :]
+    n_real = logits.shape[1] * real.shape[1] // (real.shape[1] + fake.shape[1])
+    return logits[:, :n_real], logits[:, n_real:]
 
 
 def grad_norm_per_seed(module: nn.Module) -> torch.Tensor:

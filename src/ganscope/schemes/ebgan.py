@@ -1,0 +1,183 @@
+"""Energy-based GAN (Zhao, Mathieu & LeCun 2017, "Energy-based Generative Adversarial
+Network").
+
+Why: a classifier D saturates and tells G only "fake" about any far-away sample. EBGAN's D
+is an energy function, low on the data and high elsewhere, here an autoencoder whose
+reconstruction error is the energy (Sec. 2.3, Eq. 6): D(x) = ||Dec(Enc(x)) - x||. The
+autoencoder is trained on the data as any autoencoder is, so it keeps a picture of the
+whole data manifold, every mode included, instead of one decision boundary, and G
+descends the energy. Its losses (`ganscope.objectives.energy`):
+
+    L_D = D(x) + [m - D(G(z))]^+                         (Eq. 1)
+    L_G = D(G(z)) + w_PT f_PT(Enc(G(z)))                  (Eq. 2 and Sec. 2.4, Eq. 7)
+
+The margin m stops D pushing fakes' energies up once they reach m. The pull-away term
+f_PT, the mean squared cosine similarity of the encoder's codes of a fake batch, is
+EBGAN's own remedy for mode collapse: G is penalised for a batch whose codes all point the
+same way (Sec. 2.4; "EBGAN-PT" in the paper).
+
+Defaults and where they come from:
+- `pt_weight` = 0.1, the paper's weight of the pull-away term (Sec. 4.1).
+- `margin` = 1. The paper tunes m per dataset for images of hundreds of pixels (m = 10 is
+  the MNIST value re-implementations quote; larger for larger images); m is on the scale
+  of the energy, a whole-sample norm, so for the 2-D ring, whose points have norm 1, m = 1
+  asks D to push fakes one ring radius off their reconstruction. Raise it with the
+  sample dimension.
+- `code_dim` = 32 and D's widths from `discriminator.*`: the paper's toy experiments
+  are on MNIST with MLP autoencoders (Sec. 4.1); the code must be wide enough for a batch's
+  codes to be told apart by direction, which the pull-away term asks for.
+- `n_critic` = 1: one autoencoder step per G step, as in the paper.
+
+EBGAN brings its own losses, so it accepts only the default objective (it would be
+silently ignored otherwise), and its discriminator is an autoencoder built from
+`discriminator.*` (`ganscope.nets.autoencoder.AUTOENCODERS`), to which the discriminator
+modifiers do not apply; `check_config` rejects both mistakes at load time. Regularisers
+(gradient penalties) apply to the energy as D's output.
+"""
+
+from __future__ import annotations
+
+import torch
+from pydantic import NonNegativeFloat, PositiveFloat, PositiveInt
+from torch import nn
+
+from ganscope.config import Config, piece_params
+from ganscope.nets.autoencoder import AUTOENCODERS, Autoencoder
+from ganscope.nets.layers import init_population
+from ganscope.objectives.base import per_seed_mean
+from ganscope.objectives.energy import (
+    energy_generator_loss,
+    margin_discriminator_loss,
+    pull_away_term,
+    reconstruction_energy,
+)
+from ganscope.schemes.alternating import AlternatingParams
+from ganscope.schemes.base import (
+    SCHEMES,
+    Parts,
+    Scheme,
+    frozen,
+    grad_norm_per_seed,
+    new_optimizer,
+    real_and_fake_logits,
+)
+from ganscope.seeding import PopulationRandom
+
+
+class EBGANParams(AlternatingParams):
+    margin: PositiveFloat = 1.0
+    pt_weight: NonNegativeFloat = 0.1
+    code_dim: PositiveInt = 32
+
+
+class EnergyDiscriminator(nn.Module):
+    """EBGAN's D: samples (S, B, *sample_shape) -> energies D(x) (S, B), the reconstruction
+    error of an autoencoder. As a module with `batch_coupled` it goes wherever a
+    discriminator goes (one pass over real and fake, regularisers, `frozen`)."""
+
+    def __init__(self, autoencoder: Autoencoder) -> None:
+        super().__init__()
+        self.autoencoder = autoencoder
+        self.batch_coupled = autoencoder.batch_coupled
+
+    def energy_and_code(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        reconstruction, code = self.autoencoder(x)
+        return reconstruction_energy(x, reconstruction), code
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.energy_and_code(x)[0]
+
+
+@SCHEMES.register(
+    "ebgan",
+    "autoencoder D, energy = reconstruction error, margin loss + pull-away term (Zhao et al. 2017)",
+    EBGANParams,
+)
+class EBGAN(Scheme):
+    """`n_critic` autoencoder steps on L_D, then one G step on L_G (see the module docstring)."""
+
+    params: EBGANParams
+
+    def __init__(self, parts: Parts, params: EBGANParams) -> None:
+        super().__init__(parts, params)
+        self.generator = parts.new_generator()
+        autoencoder = AUTOENCODERS.get(parts.cfg.discriminator.name)(
+            piece_params(parts.cfg, "discriminator"), parts.n_seeds, parts.data.sample_shape, params.code_dim
+        )
+        # D's own initialisation stream (role 1, as `Parts.new_discriminator` uses).
+        init_population(autoencoder, PopulationRandom(parts.seeds, "init", 1, 0).generators)
+        self.discriminator = EnergyDiscriminator(autoencoder)
+        self.modules = {"generator": self.generator, "discriminator": self.discriminator}
+        optim = parts.cfg.optimizer
+        self.optimizers = {
+            "generator": new_optimizer(list(self.generator.parameters()), optim.generator),
+            "discriminator": new_optimizer(list(self.discriminator.parameters()), optim.discriminator),
+        }
+
+    @classmethod
+    def check_config(cls, params: EBGANParams, cfg: Config) -> str | None:
+        """Why `cfg` cannot train EBGAN, in one line (consulted by `config.validate_pieces`)."""
+        default_objective = Config.model_fields["objective"].default.name
+        if cfg.objective.name != default_objective:
+            return (
+                f"ebgan replaces the objective with its margin loss (Zhao et al. 2017, Eq. 1-2); "
+                f"remove objective.name={cfg.objective.name}"
+            )
+        if cfg.discriminator.name not in AUTOENCODERS:
+            return (
+                f"ebgan needs an autoencoder discriminator; discriminator.name={cfg.discriminator.name} has none "
+                f"(valid: {', '.join(AUTOENCODERS.names())})"
+            )
+        if cfg.d_modifiers:
+            return "ebgan's autoencoder discriminator takes no d_modifiers; remove them"
+        if params.pt_weight > 0 and cfg.train.batch_size < 2:
+            return "ebgan's pull-away term compares pairs of samples; use train.batch_size >= 2 or pt_weight=0"
+        return None
+
+    def d_step(self, diagnostics: bool) -> dict[str, torch.Tensor]:
+        parts, opt = self.parts, self.optimizers["discriminator"]
+        real = parts.real_batch()
+        with parts.autocast():
+            with torch.no_grad():
+                fake = self.generator(parts.noise_batch())
+            real_energy, fake_energy = (e.float() for e in real_and_fake_logits(self.discriminator, real, fake))
+            loss = margin_discriminator_loss(real_energy, fake_energy, self.params.margin)
+            out = {
+                "d_loss": loss.detach(),
+                "real_energy": per_seed_mean(real_energy.detach()),
+                "fake_energy": per_seed_mean(fake_energy.detach()),
+            }
+            for name, reg in parts.regularizers.items():
+                penalty = reg.penalty(self.discriminator, real, fake, parts.streams["penalty"])
+                out[f"penalty_{name}"] = penalty.detach()
+                loss = loss + reg.weight * penalty
+        opt.zero_grad(set_to_none=True)
+        loss.sum().backward()
+        if diagnostics:
+            out["d_grad_norm"] = grad_norm_per_seed(self.discriminator)
+        opt.step()
+        return out
+
+    def g_step(self, diagnostics: bool) -> dict[str, torch.Tensor]:
+        parts, opt = self.parts, self.optimizers["generator"]
+        with parts.autocast(), frozen(self.discriminator):
+            energy, code = self.discriminator.energy_and_code(self.generator(parts.noise_batch()))
+            pull_away = pull_away_term(code.float())
+            loss = energy_generator_loss(energy.float()) + self.params.pt_weight * pull_away
+        opt.zero_grad(set_to_none=True)
+        loss.sum().backward()
+        out = {"g_loss": loss.detach(), "pull_away": pull_away.detach()}
+        if diagnostics:
+            out["g_grad_norm"] = grad_norm_per_seed(self.generator)
+        opt.step()
+        return out
+
+    def train_step(self, diagnostics: bool = False) -> dict[str, torch.Tensor]:
+        for _ in range(self.params.n_critic):
+            out = self.d_step(diagnostics)
+        out.update(self.g_step(diagnostics))
+        return out
+
+    @torch.no_grad()
+    def generate(self, z: torch.Tensor) -> torch.Tensor:
+        return self.generator(z).float()

@@ -1,0 +1,357 @@
+"""Min-max is not max-min: a GAN generator hops between modes, and unrolling stops it.
+
+The argument (SPEC section 1; Goodfellow 2016, "NIPS 2016 Tutorial: Generative
+Adversarial Networks", Sec. 5.1.1; Metz et al. 2016, "Unrolled Generative Adversarial
+Networks", Sec. 1-2). The GAN game is
+
+    min_G max_D V(D, G):
+
+for each G the discriminator answers with its best response D*_G, and G is judged by
+V(D*_G, G) = -log 4 + 2 JSD(p_data || p_g), which is smallest when p_g covers every mode
+of p_data. Gradient steps on both players do not say which player moves first, and in
+the other order,
+
+    max_D min_G V(D, G),
+
+the *inner* player is G: against a fixed D, G's best response puts all its mass on the
+point(s) D currently rates most real, a single mode. D then learns that this mode is fake
+and lowers its score there, some other mode now looks most real, and G jumps to it. G
+hops from mode to mode and never covers them. Training behaves like max-min whenever G
+is effectively optimised against the *current* D, e.g. when G learns much faster than D:
+here G's learning rate is 10 times D's, as in the setting of Metz et al. (PROTOCOLS.md).
+
+Unrolling (Metz et al. 2016, Sec. 2.2; `ganscope.schemes.unrolled`) evaluates G's loss
+against D after K of D's own updates and differentiates through them, so G sees how D
+would answer: piling onto one mode is punished by the D that follows, which pushes the
+dynamics back towards min-max, and G spreads over the modes.
+
+The demonstration trains both on the 2-D ring of 8 modes, each as one population of
+seeds: (a) the plain non-saturating GAN with alternating steps, (b) the unrolled GAN
+(K = 5, the paper's value), otherwise identical. At every evaluation the trainer records
+each seed's histogram of high-quality samples over the modes (`counts` in
+metrics.jsonl); from it we read the *dominant mode* (the argmax) and the number of modes
+covered. A *hop* is a change of the dominant mode between consecutive evaluations at
+which G is collapsed (it covers 1 or 2 modes); evaluations without any high-quality
+sample (G in transit between modes) are skipped, and one covering more than 2 modes
+breaks the chain, so a generator that covers the ring never counts hops however its
+argmax wanders.
+
+Defaults: the Metz et al. family (batch 512, Adam beta1 0.5, D lr 1e-4, G lr 1e-3, two
+hidden layers of 128 ReLU units in G and D) with z of dimension 64 instead of 256 and
+3,000 steps instead of 25k, so that both methods run in a few minutes on a CPU;
+plain training hops within a few hundred steps in this setting.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from matplotlib.gridspec import GridSpec  # noqa: E402
+from pydantic import Field, PositiveFloat, PositiveInt  # noqa: E402
+
+from ganscope.config import load_config  # noqa: E402
+from ganscope.registry import Params  # noqa: E402
+from ganscope.train.checkpoint import atomic_write, atomic_write_text  # noqa: E402
+from ganscope.train.log import MetricsLog, jsonable  # noqa: E402
+from ganscope.train.run import METRICS, Run  # noqa: E402
+
+COLLAPSED_MODES = 2  # an evaluation covering at most this many modes counts as collapsed
+HOPPING_MIN = 2.0  # mean hops per seed for "the plain GAN hops"
+COVERING_FRACTION = 0.75  # share of the modes covered for "the unrolled GAN covers the ring"
+SNAPSHOT_POINTS = 500  # samples kept per evaluation for the snapshot scatter plots
+
+
+class ModeHoppingSettings(Params):
+    """One mode-hopping experiment: the plain and the unrolled GAN share all of these."""
+
+    steps: PositiveInt = 3000
+    seeds: PositiveInt = 4
+    eval_every: PositiveInt = 50
+    eval_samples: PositiveInt = 2500  # the ring protocol's sample count
+    unroll_steps: PositiveInt = 5  # Metz et al.'s K on the ring
+    z_dim: PositiveInt = 64
+    batch_size: PositiveInt = 512
+    hidden: PositiveInt = 128
+    depth: PositiveInt = 2
+    g_lr: PositiveFloat = 1e-3  # 10x D's: G effectively optimised against the current D
+    d_lr: PositiveFloat = 1e-4
+    beta1: float = Field(0.5, ge=0.0, lt=1.0)
+    snapshots: PositiveInt = 6  # columns of sample scatter plots over time
+    last_fraction: float = Field(0.25, gt=0.0, le=1.0)  # "last evaluations" for the coverage mean
+
+    def config_overrides(self) -> list[str]:
+        """The shared ganscope config of both methods, as `-s` overrides."""
+        net = [f"{n}.{k}={v}" for n in ("generator", "discriminator")
+               for k, v in (("hidden", self.hidden), ("depth", self.depth), ("activation", "relu"))]
+        opt = [f"optimizer.{n}.{k}={v}" for n, lr in (("generator", self.g_lr), ("discriminator", self.d_lr))
+               for k, v in (("name", "adam"), ("lr", lr), ("betas", [self.beta1, 0.999]))]
+        return net + opt + [
+            "data.name=ring",
+            "objective.name=nonsaturating",
+            f"noise.z_dim={self.z_dim}",
+            f"train.steps={self.steps}",
+            f"train.seeds={self.seeds}",
+            f"train.batch_size={self.batch_size}",
+            f"train.eval_every={self.eval_every}",
+            f"train.eval_samples={self.eval_samples}",
+            f"train.log_every={self.eval_every}",
+            f"train.checkpoint_every={self.steps}",
+        ]
+
+    def methods(self) -> dict[str, list[str]]:
+        """Scheme overrides of the two methods compared."""
+        return {
+            "plain": ["scheme.name=alternating"],
+            "unrolled": ["scheme.name=unrolled", f"scheme.unroll_steps={self.unroll_steps}"],
+        }
+
+
+#: A small setting for tests and a first look: about a minute on one CPU core.
+QUICK = {"steps": 400, "seeds": 2, "eval_every": 25, "eval_samples": 1000, "z_dim": 16, "batch_size": 128,
+         "hidden": 64, "unroll_steps": 3, "snapshots": 4}
+
+
+def mode_hopping_settings(quick: bool = False, **changes: Any) -> ModeHoppingSettings:
+    """The default (or quick) settings with `changes` applied and validated."""
+    return ModeHoppingSettings(**{**(QUICK if quick else {}), **changes})
+
+
+class SnapshotRun(Run):
+    """A training run that also keeps the first seed's samples at every evaluation, for the
+    pictures of G's samples over time (the trainer itself keeps only the scores)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.snapshots: dict[int, np.ndarray] = {}
+
+    def evaluate(self, n: int | None = None, key: int | None = None) -> tuple[list[Any], torch.Tensor]:
+        scores, samples = super().evaluate(n, key)
+        self.snapshots[self.step] = samples[0, :SNAPSHOT_POINTS].numpy()
+        return scores, samples
+
+
+def count_hops(counts: np.ndarray, collapsed_modes: int = COLLAPSED_MODES) -> int:
+    """Changes of the dominant mode between consecutive collapsed evaluations (1 to
+    `collapsed_modes` modes covered); evaluations without high-quality samples are
+    skipped, and one covering more modes breaks the chain. `counts`: (evaluations, K)."""
+    hops, last = 0, None
+    for row in counts:
+        covered = int((row > 0).sum())
+        if covered > collapsed_modes:
+            last = None
+        elif covered:
+            mode = int(row.argmax())
+            hops += int(last is not None and mode != last)
+            last = mode
+    return hops
+
+
+def seed_record(seed: int, evals: list[dict[str, Any]], last_fraction: float) -> dict[str, Any]:
+    """Dominant mode, coverage and hops of one seed from its evaluation records."""
+    counts = np.array([r["counts"] for r in evals])
+    covered = (counts > 0).sum(axis=1)
+    collapsed = (covered >= 1) & (covered <= COLLAPSED_MODES)
+    last = max(1, math.ceil(last_fraction * len(evals)))
+    return {
+        "seed": seed,
+        "steps": [r["step"] for r in evals],
+        "dominant_mode": [int(row.argmax()) if row.any() else None for row in counts],
+        "modes_covered": covered.tolist(),
+        "hq_fraction": [r["hq_fraction"] for r in evals],
+        "counts": counts.tolist(),
+        "hops": count_hops(counts),
+        "modes_visited_while_collapsed": len(set(counts[collapsed].argmax(axis=1).tolist())),
+        "collapsed_fraction": float(collapsed.mean()),
+        "mean_modes_covered_last": float(covered[-last:].mean()),
+        "final_modes_covered": int(covered[-1]),
+        "final_hq_fraction": evals[-1]["hq_fraction"],
+    }
+
+
+@dataclass
+class MethodResult:
+    """One method's population: per-seed records, the first seed's snapshots, its run."""
+
+    name: str
+    run_dir: Path
+    seeds: list[dict[str, Any]]
+    snapshots: dict[int, np.ndarray] = field(repr=False)
+    centres: np.ndarray = field(repr=False)
+    wall_time_s: float = 0.0
+
+    def mean(self, key: str) -> float:
+        return float(np.mean([s[key] for s in self.seeds]))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_dir": str(self.run_dir),
+            "wall_time_s": self.wall_time_s,
+            **{f"{k}_mean": self.mean(k) for k in SUMMARY_KEYS},
+            "seeds": self.seeds,
+        }
+
+
+SUMMARY_KEYS = ("hops", "modes_visited_while_collapsed", "collapsed_fraction", "mean_modes_covered_last",
+                "final_modes_covered", "final_hq_fraction")
+
+
+def train_method(name: str, overrides: list[str], out_dir: Path, settings: ModeHoppingSettings,
+                 progress: bool) -> MethodResult:
+    """Train one method's population in `out_dir/name` and read its evaluations back."""
+    run = SnapshotRun.create(load_config(overrides=overrides), out_dir / name)
+    start = time.perf_counter()
+    run.fit(progress=progress)
+    elapsed = time.perf_counter() - start
+    evals = [r for r in MetricsLog(run.run_dir / METRICS).read() if r["kind"] == "eval"]
+    seeds = [
+        seed_record(seed, [r for r in evals if r["seed"] == seed], settings.last_fraction)
+        for seed in run.parts.seeds
+    ]
+    return MethodResult(name, run.run_dir, seeds, run.snapshots, run.parts.data.centres.numpy(), elapsed)
+
+
+def run_mode_hopping(settings: ModeHoppingSettings, out_dir: Path, progress: bool = False) -> dict[str, Any]:
+    """Train the plain and the unrolled GAN, write `mode_hopping.png` and `result.json` into
+    `out_dir` (one run folder per method beside them); return the numbers and a summary."""
+    out_dir = Path(out_dir)
+    shared = settings.config_overrides()
+    methods = {
+        name: train_method(name, shared + extra, out_dir, settings, progress)
+        for name, extra in settings.methods().items()
+    }
+    result: dict[str, Any] = {
+        "settings": settings.model_dump(),
+        "collapsed_modes": COLLAPSED_MODES,
+        "methods": {name: m.to_dict() for name, m in methods.items()},
+        **outcome(methods),
+    }
+    result["summary"] = _summary(settings, methods, result)
+    picture = out_dir / "mode_hopping.png"
+    _plot(picture, settings, methods)
+    result["files"] = [str(picture), str(out_dir / "result.json")]
+    atomic_write_text(out_dir / "result.json", json.dumps(jsonable(result), indent=2) + "\n")
+    return result
+
+
+def outcome(methods: dict[str, MethodResult]) -> dict[str, bool]:
+    """Whether the run shows what the theory predicts: the plain GAN hops (at least
+    HOPPING_MIN hops per seed on average, more than the unrolled GAN) and the unrolled GAN
+    covers the ring (at least COVERING_FRACTION of the modes over the last evaluations,
+    more than the plain GAN)."""
+    plain, unrolled = methods["plain"], methods["unrolled"]
+    n_modes = len(unrolled.centres)
+    coverage = unrolled.mean("mean_modes_covered_last")
+    return {
+        "plain_hops": plain.mean("hops") >= HOPPING_MIN and plain.mean("hops") > unrolled.mean("hops"),
+        "unrolled_covers": coverage >= COVERING_FRACTION * n_modes
+        and coverage > plain.mean("mean_modes_covered_last"),
+    }
+
+
+def _summary(settings: ModeHoppingSettings, methods: dict[str, MethodResult], shown: dict[str, Any]) -> str:
+    plain, unrolled = methods["plain"], methods["unrolled"]
+
+    def describe(m: MethodResult) -> str:
+        hops = ", ".join(str(s["hops"]) for s in m.seeds)
+        return (
+            f"collapsed on <= {COLLAPSED_MODES} modes at {100 * m.mean('collapsed_fraction'):.0f}% of evaluations, "
+            f"dominant mode hopped {m.mean('hops'):.1f} times per seed ({hops}) across "
+            f"{m.mean('modes_visited_while_collapsed'):.1f} distinct modes, and covered "
+            f"{m.mean('mean_modes_covered_last'):.1f}/{len(m.centres)} modes over the last "
+            f"{100 * settings.last_fraction:.0f}% of evaluations"
+        )
+
+    verdicts = {
+        (True, True): "As the max-min argument predicts, the plain generator chases the current discriminator "
+        "from mode to mode, and unrolling, which lets G see D's answer, removes the hopping and covers the ring.",
+        (True, False): "The plain generator hops as predicted, but the unrolled one has not yet spread over the "
+        "ring; train longer (--steps).",
+        (False, True): "The unrolled generator covers the ring, but the plain one did not hop clearly in this run; "
+        "try more seeds or steps.",
+        (False, False): "This run shows neither the hopping nor the cure; train longer (--steps) or with more seeds.",
+    }
+    verdict = verdicts[shown["plain_hops"], shown["unrolled_covers"]]
+    return (
+        f"Mode hopping on the 2-D ring (8 modes), {settings.seeds} seeds x {settings.steps} steps, evaluated every "
+        f"{settings.eval_every} steps; G lr {settings.g_lr:g} vs D lr {settings.d_lr:g}. The plain GAN "
+        f"{describe(plain)} ({plain.wall_time_s:.0f} s). The unrolled GAN (K = {settings.unroll_steps}) "
+        f"{describe(unrolled)} ({unrolled.wall_time_s:.0f} s). {verdict}"
+    )
+
+
+def _share_raster(seeds: list[dict[str, Any]]) -> np.ndarray:
+    """Per-seed bands of K rows (modes) x evaluations: each mode's share of the HQ samples,
+    NaN rows between the bands."""
+    bands = []
+    for s in seeds:
+        counts = np.array(s["counts"], dtype=float).T  # (K, E)
+        totals = counts.sum(axis=0, keepdims=True)
+        bands.append(np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0))
+        bands.append(np.full((1, counts.shape[1]), np.nan))
+    return np.concatenate(bands[:-1])
+
+
+def _plot(path: Path, settings: ModeHoppingSettings, methods: dict[str, MethodResult]) -> None:
+    """Top: each mode's share of HQ samples over time per seed, dots on the dominant mode
+    of collapsed evaluations. Middle: modes covered. Bottom: the first seed's samples at
+    several steps, ring centres marked."""
+    n_snap = settings.snapshots
+    fig = plt.figure(figsize=(max(12, 2.2 * n_snap), 13))
+    grid = GridSpec(2 + len(methods), 2 * n_snap, figure=fig, height_ratios=[3, 1.3] + [1.3] * len(methods))
+    half = n_snap
+    for col, m in enumerate(methods.values()):
+        k = len(m.centres)
+        steps = np.array(m.seeds[0]["steps"])
+        width = steps[1] - steps[0] if len(steps) > 1 else steps[0]
+        extent = (steps[0] - width / 2, steps[-1] + width / 2, len(m.seeds) * (k + 1) - 1.5, -0.5)
+        ax = fig.add_subplot(grid[0, col * half:(col + 1) * half])
+        ax.imshow(_share_raster(m.seeds), aspect="auto", cmap="Blues", vmin=0, vmax=1, extent=extent,
+                  interpolation="nearest")
+        for i, s in enumerate(m.seeds):
+            covered = np.array(s["modes_covered"])
+            collapsed = (covered >= 1) & (covered <= COLLAPSED_MODES)
+            dominant = np.array([d if d is not None else -1 for d in s["dominant_mode"]])
+            ax.plot(steps[collapsed], i * (k + 1) + dominant[collapsed], "o", ms=3, color="tab:red")
+        ax.set_yticks([i * (k + 1) + (k - 1) / 2 for i in range(len(m.seeds))],
+                      [f"seed {s['seed']}\n({s['hops']} hops)" for s in m.seeds])
+        ax.set_xlabel("step")
+        ax.set_title(f"{m.name}: share of HQ samples per mode (rows 0-{k - 1} per seed);\n"
+                     f"red: dominant mode while collapsed (<= {COLLAPSED_MODES} modes)", fontsize=10)
+        ax = fig.add_subplot(grid[1, col * half:(col + 1) * half])
+        for s in m.seeds:
+            ax.plot(s["steps"], s["modes_covered"], lw=1, label=f"seed {s['seed']}")
+        ax.set_ylim(-0.3, k + 0.3)
+        ax.set_ylabel("modes covered")
+        ax.set_xlabel("step")
+        ax.legend(fontsize=7, ncol=len(m.seeds), loc="upper left")
+    for row, m in enumerate(methods.values(), start=2):
+        steps = sorted(m.snapshots)
+        chosen = sorted({steps[int(i)] for i in np.linspace(0, len(steps) - 1, n_snap).round()})
+        for j, step in enumerate(chosen):
+            ax = fig.add_subplot(grid[row, 2 * j:2 * j + 2])
+            points = m.snapshots[step]
+            ax.scatter(points[:, 0], points[:, 1], s=2, alpha=0.4, color="tab:blue")
+            ax.scatter(m.centres[:, 0], m.centres[:, 1], marker="x", s=30, color="black")
+            lim = 1.5 * float(np.abs(m.centres).max())
+            ax.set_xlim(-lim, lim)
+            ax.set_ylim(-lim, lim)
+            ax.set_aspect("equal")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title(f"{m.name}, seed {m.seeds[0]['seed']}, step {step}", fontsize=8)
+    fig.suptitle("Min-max is not max-min: the plain GAN hops between modes, the unrolled GAN covers them",
+                 fontsize=12)
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight"))
+    plt.close(fig)

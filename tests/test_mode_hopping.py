@@ -1,0 +1,65 @@
+"""The mode-hopping demonstration: hop counting on hand-made histories, and the quick
+setting end to end through the CLI (picture, result.json with per-seed records)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ganscope.cli import main
+from ganscope.theory.mode_hopping import QUICK, count_hops, mode_hopping_settings
+
+
+def histogram(*modes: int, k: int = 8) -> list[int]:
+    """HQ counts with 10 samples on each of `modes`, the first one dominant."""
+    counts = [0] * k
+    for rank, mode in enumerate(modes):
+        counts[mode] = 10 - rank
+    return counts
+
+
+def test_hops_count_changes_of_the_dominant_mode_while_collapsed() -> None:
+    assert count_hops(np.array([histogram(0), histogram(0), histogram(3), histogram(3, 4), histogram(4, 3)])) == 2
+    # An evaluation without HQ samples (G in transit) is skipped: 0 -> (none) -> 5 is one hop.
+    assert count_hops(np.array([histogram(0), [0] * 8, histogram(5)])) == 1
+    # Covering more than two modes breaks the chain, and argmax changes while covering are no hops.
+    covering = [histogram(1, 2, 3), histogram(6, 2, 3, 1), histogram(2, 5, 6)]
+    assert count_hops(np.array([histogram(0), *covering, histogram(7)])) == 0
+
+
+def test_settings_validate_and_quick_overrides_apply() -> None:
+    assert mode_hopping_settings(quick=True, steps=10).steps == 10
+    assert mode_hopping_settings(quick=True).seeds == QUICK["seeds"]
+    with pytest.raises(ValueError):
+        mode_hopping_settings(seeds=0)
+
+
+def test_quick_cli_writes_the_picture_and_per_seed_records(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "hopping"
+    assert main(["theory", "mode-hopping", "--quick", "-q", "--json", "-o", str(out)]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    saved = json.loads((out / "result.json").read_text())
+    assert printed == saved
+    assert (out / "mode_hopping.png").stat().st_size > 10_000
+    assert isinstance(saved["plain_hops"], bool) and isinstance(saved["unrolled_covers"], bool)
+    assert "hopped" in saved["summary"]
+    n_evals = QUICK["steps"] // QUICK["eval_every"]
+    for name in ("plain", "unrolled"):
+        method = saved["methods"][name]
+        assert (out / name / "metrics.jsonl").is_file()
+        assert [s["seed"] for s in method["seeds"]] == list(range(QUICK["seeds"]))
+        for record in method["seeds"]:
+            assert record["steps"] == [QUICK["eval_every"] * (i + 1) for i in range(n_evals)]
+            assert len(record["dominant_mode"]) == len(record["modes_covered"]) == n_evals
+            assert all(d is None or 0 <= d < 8 for d in record["dominant_mode"])
+            assert isinstance(record["hops"], int) and record["hops"] >= 0
+            assert 0 <= record["mean_modes_covered_last"] <= 8
+        assert method["hops_mean"] == pytest.approx(np.mean([s["hops"] for s in method["seeds"]]))
+
+    # A second run into the same folder is refused before anything is overwritten.
+    before = (out / "result.json").read_bytes()
+    assert main(["theory", "mode-hopping", "--quick", "-q", "-o", str(out)]) == 2
+    assert (out / "result.json").read_bytes() == before
