@@ -214,6 +214,22 @@ def cmd_theory_optimal_d(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_theory_mode_hopping(args: argparse.Namespace) -> int:
+    from ganscope.theory.mode_hopping import mode_hopping_settings, run_mode_hopping
+
+    changes = {k: v for k, v in (("steps", args.steps), ("seeds", args.seeds)) if v is not None}
+    settings = mode_hopping_settings(args.quick, **changes)
+    out = args.out or Path("runs") / f"{datetime.now().strftime('%Y%m%d-%H%M%S')}-mode-hopping"
+    print(f"run folder: {out}", file=sys.stderr)
+    result = run_mode_hopping(settings, out, progress=not args.quiet)
+    if args.json:
+        _print_json(result)
+    else:
+        print(result["summary"])
+        print(f"picture: {out / 'mode_hopping.png'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ganscope", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -279,6 +295,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("-o", "--out", type=Path, help="folder for the picture and result.json")
     p.add_argument("--json", action="store_true")
+    p = theory.add_parser("mode-hopping", help="plain GAN hops between ring modes (max-min); unrolling covers them")
+    p.set_defaults(func=cmd_theory_mode_hopping)
+    p.add_argument("--steps", type=int, help="training steps of each method (default 3000; quick 400)")
+    p.add_argument("--seeds", type=int, help="seeds per method, trained as one population (default 4; quick 2)")
+    p.add_argument("--quick", action="store_true", help="a small setting that runs in about a minute")
+    p.add_argument("-o", "--out", type=Path, help="folder (default runs/<time>-mode-hopping): picture, "
+                   "result.json, one run folder per method")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--json", action="store_true", help="print result.json's content")
     return parser
 
 

@@ -73,6 +73,48 @@ class OptimizersConfig(Strict):
     discriminator: OptimizerConfig = OptimizerConfig()
 
 
+class MonitorConfig(Strict):
+    """The training monitor (`ganscope.monitor`): which events stop training, the
+    detectors' thresholds (`detectors: {collapse: {max_spread_ratio: 0.4}}`), and the
+    near-duplicate threshold as a quantile of the real data's nearest-neighbour distances."""
+
+    enabled: bool = True
+    stop_on: list[str] = Field(default_factory=list)
+    duplicate_quantile: float = Field(0.01, gt=0.0, lt=1.0)
+    detectors: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    #: A condition ends after this many evaluations in a row without it, so a statistic
+    #: wavering around a threshold does not raise the same event again and again.
+    end_after: PositiveInt = 2
+
+    @field_validator("stop_on", mode="before")
+    @classmethod
+    def _known_kinds(cls, kinds: Any, info: Any) -> Any:
+        kinds = [kinds] if isinstance(kinds, str) else kinds
+        if kinds and not info.data.get("enabled", True):
+            raise ValueError("stopping on events needs the monitor; drop stop_on or set enabled: true")
+        _check_detector_names(kinds if isinstance(kinds, list) else [])
+        return kinds
+
+    @field_validator("detectors")
+    @classmethod
+    def _valid_thresholds(cls, detectors: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        _check_detector_names(list(detectors))
+        registry = ALL_REGISTRIES["detectors"]
+        for name, options in detectors.items():
+            try:
+                registry.entry(name).params.model_validate(options)
+            except ValidationError as err:
+                raise ValueError(describe_validation_error(err, registry.entry(name).params, prefix=name)) from None
+        return detectors
+
+
+def _check_detector_names(names: list[Any]) -> None:
+    registry = ALL_REGISTRIES["detectors"]
+    for name in names:
+        if name not in registry:
+            raise ValueError(f"unknown event kind {name!r}; valid: {', '.join(registry.names())}")
+
+
 class TrainConfig(Strict):
     steps: PositiveInt = 5000
     batch_size: PositiveInt = 512
@@ -84,6 +126,7 @@ class TrainConfig(Strict):
     precision: Literal["fp32", "bf16"] = "fp32"
     lr_schedule: Literal["constant", "cosine", "linear"] = "constant"
     lr_final_fraction: float = Field(0.0, ge=0.0, le=1.0)
+    monitor: MonitorConfig = MonitorConfig()
 
     @field_validator("seeds")
     @classmethod

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import signal
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,6 +24,7 @@ from tqdm import tqdm
 from ganscope.config import Config, dump_config, load_config, parse_overrides, piece_params, read_yaml
 from ganscope.errors import CheckpointError, ConfigError, GanscopeError
 from ganscope.metrics.modes import ModeScore, population_summary, score_modes
+from ganscope.monitor import Event, Monitor, describe_events
 from ganscope.schemes import SCHEMES, Parts, Scheme
 from ganscope.seeding import PopulationRandom
 from ganscope.train.checkpoint import atomic_write, atomic_write_text, load_checkpoint, save_checkpoint, save_weights
@@ -184,10 +186,11 @@ class Run:
 
     # ---- the loop -----------------------------------------------------------------------
 
-    def _eval_records(self, scores: list[ModeScore]) -> list[dict[str, Any]]:
+    def _eval_records(self, scores: list[ModeScore], diversity: list[dict[str, float]]) -> list[dict[str, Any]]:
+        """Mode scores plus the monitor's diversity statistics, one record per seed."""
         return [
-            {"step": self.step, "seed": seed, "kind": "eval", **score.to_dict()}
-            for seed, score in zip(self.parts.seeds, scores, strict=True)
+            {"step": self.step, "seed": seed, "kind": "eval", **score.to_dict(), **extra}
+            for seed, score, extra in zip(self.parts.seeds, scores, diversity, strict=True)
         ]
 
     def _set_learning_rates(self) -> None:
@@ -226,14 +229,18 @@ class Run:
     def is_scheduled(self, record: dict[str, Any]) -> bool:
         """Whether an uninterrupted run would have logged this record (final evaluations
         of a shorter run are not), so a resumed log equals an uninterrupted one."""
-        every = self.cfg.train.eval_every if record["kind"] == "eval" else self.cfg.train.log_every
+        at_evals = record["kind"] in ("eval", "event")  # events are decided at evaluations
+        every = self.cfg.train.eval_every if at_evals else self.cfg.train.log_every
         return record["step"] < self.step or (record["step"] == self.step and self.step % every == 0)
 
     def fit(self, progress: bool = True) -> dict[str, Any]:
         """Train to `train.steps`, evaluating, logging and checkpointing on schedule."""
         tcfg = self.cfg.train
+        monitor = Monitor(self.cfg, self.parts.data)
         if self.step > 0:
             self.log.keep_only(self.is_scheduled)
+            monitor.observe(self.log.read())  # re-derive its state; those events are logged already
+        stopped: Event | None = None
         board = TensorBoard(self.run_dir / "tensorboard", purge_step=self.step + 1 if self.step else None)
         started, start_step = time.perf_counter(), self.step
         bar = tqdm(total=tcfg.steps, initial=self.step, disable=not progress, dynamic_ncols=True,
@@ -248,14 +255,18 @@ class Run:
                     self._accumulate(out)
                     if diagnostics:
                         records = self._train_records(out)
+                        self._report(monitor.observe(records), board)  # a non-finite loss: divergence
                         self._check_finite(records)
                         self.log.append(records)
                         board.scalars(records)
                     if self.step % tcfg.eval_every == 0 or self.step == tcfg.steps:
-                        scores, _ = self.evaluate()
-                        records = self._eval_records(scores)
+                        scores, samples = self.evaluate()
+                        records = self._eval_records(scores, monitor.measure(samples))
                         self.log.append(records)
                         board.scalars(records)
+                        events = monitor.observe(records)
+                        self._report(events, board)
+                        stopped = monitor.stop_reason(events)
                         bar.set_postfix_str(self.verdict(scores).split(": ", 1)[1][:60])
                     if self.step % tcfg.checkpoint_every == 0:
                         self.save()
@@ -263,12 +274,22 @@ class Run:
                     if received:
                         self.save()
                         raise Interrupted(self.run_dir, self.step, received[0])
+                    if stopped is not None:
+                        break
         finally:
             bar.close()
             board.close()
         elapsed = time.perf_counter() - started
         self.save()
-        return self.finish(elapsed, self.step - start_step)
+        return self.finish(elapsed, self.step - start_step, stopped)
+
+    def _report(self, events: list[Event], board: TensorBoard) -> None:
+        """Monitor events to the metrics log, TensorBoard (text) and the console; tqdm.write
+        prints above the progress bar, on stderr so that `--json` output stays clean."""
+        self.log.append(e.to_record() for e in events)
+        for e in events:
+            board.text(f"events/seed_{e.seed}", e.line(), e.step)
+            tqdm.write(e.line(), file=sys.stderr)
 
     def _check_finite(self, records: list[dict[str, Any]]) -> None:
         for r in records:
@@ -279,23 +300,32 @@ class Run:
                     f"the last good checkpoint is kept in {self.run_dir}; lower the learning rates and resume"
                 )
 
-    def finish(self, elapsed: float, steps_done: int) -> dict[str, Any]:
-        """Final scores, samples, weights, summary, plots and the HTML page."""
+    def finish(self, elapsed: float, steps_done: int, stopped: Event | None = None) -> dict[str, Any]:
+        """Final scores, samples, weights, summary, plots and the HTML page; `stopped` is
+        the event that ended training early (`train.monitor.stop_on`), if one did."""
         from ganscope.report.basic import write_basic_report
 
         scores, samples = self.evaluate(key=self.step)
         atomic_write(self.run_dir / SAMPLES, lambda tmp: _save_npy(tmp, samples.numpy()))
         for name, module in self.scheme.modules.items():
             save_weights(self.run_dir / f"{name}.safetensors", module)
+        events = [r for r in self.log.read() if r["kind"] == "event"]
+        verdict = self.verdict(scores)
+        if self.cfg.train.monitor.enabled:
+            verdict = f"{verdict}; {describe_events(events)}"
+        if stopped is not None:
+            verdict = f"stopped early at step {self.step} on {stopped.kind} (seed {stopped.seed}); {verdict}"
         summary = {
             "step": self.step,
             "seeds": self.parts.seeds,
-            "verdict": self.verdict(scores),
+            "verdict": verdict,
             "modes_found_by": self.parts.data.oracle.description,
             "scores": [s.to_dict() for s in scores],
             **{k: v for k, v in population_summary(scores).items() if not isinstance(v, list)},
             "wall_time_s": elapsed,
             "seed_steps_per_s": steps_done * len(scores) / elapsed if elapsed > 0 else None,
+            "events": events,
+            "stopped_early": None if stopped is None else stopped.to_record(),
         }
         atomic_write_text(self.run_dir / SUMMARY, json.dumps(jsonable(summary), indent=2))
         write_basic_report(self.run_dir)

@@ -1,0 +1,662 @@
+"""Detectors: one small registered judge per failure mode of GAN training.
+
+A detector reads one seed's `History` (its latest evaluations with their sample
+statistics, and the train records logged between them) and returns a `Finding` when its
+condition holds: the step at which the evidence started, the numbers, and one line of
+text. The `Monitor` turns a finding into an event once, when it starts, and records when
+it ends. Every threshold is a field of the detector's Params with its reason beside it;
+override one with `-s train.monitor.detectors.<detector>.<field>=<value>`.
+
+The sample detectors tell mode collapse from mode dropping (SPEC section 2) by the
+diversity *within* the covered modes, measured against the real data's own:
+collapse concentrates the samples on few modes *and* loses that diversity (near-duplicates,
+shrunken modes); dropping leaves modes empty while the covered ones stay as diverse as
+the real data and share the mass evenly. With the default thresholds the two conditions
+exclude each other (spread ratio at most 0.5 against at least 0.7; near-duplicate share
+at least 0.5 against below 0.5).
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, TypeVar
+
+import numpy as np
+from pydantic import Field, PositiveInt
+
+from ganscope.registry import Params, new_registry
+
+DETECTORS = new_registry("detector", "detectors")
+
+HISTORY_EVALS = 50
+"""Evaluations each seed's history keeps (and the train records logged since the oldest):
+more than any default window needs, and the horizon of every look-back for `started_at`."""
+
+LOSS_SCALE_FLOOR = 0.1
+"""Losses are judged relative to their magnitude, but never to less than this, so noise
+around zero (a Wasserstein critic, a hinge loss at equilibrium) is not a big change."""
+
+T = TypeVar("T")
+
+
+# ---- what detectors read ------------------------------------------------------------
+
+
+def _number(value: Any) -> float:
+    """A logged value as a float; a missing or null value (NaN logged as null) is NaN."""
+    return math.nan if value is None else float(value)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One evaluation of one seed: its mode histogram and its diversity statistics."""
+
+    step: int
+    counts: np.ndarray  # high-quality samples per mode
+    hq_fraction: float
+    duplicate_fraction: float  # share of samples with a near-duplicate; NaN if unmeasured
+    spread_ratio: float  # within-mode spread over the real data's; NaN if unmeasured
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Evaluation:
+        return cls(
+            step=int(record["step"]),
+            counts=np.asarray(record["counts"], dtype=np.float64),
+            hq_fraction=_number(record["hq_fraction"]),
+            duplicate_fraction=_number(record.get("duplicate_fraction")),
+            spread_ratio=_number(record.get("spread_ratio")),
+        )
+
+    @property
+    def hq_total(self) -> float:
+        return float(self.counts.sum())
+
+    @property
+    def shares(self) -> np.ndarray:
+        """Share of the high-quality samples on each mode (all zero when there are none)."""
+        total = self.hq_total
+        return self.counts / total if total > 0 else self.counts
+
+
+@dataclass
+class History:
+    """What the monitor remembers of one seed: recent evaluations and train records."""
+
+    weights: np.ndarray  # the true mode weights
+    evals: deque[Evaluation] = field(default_factory=lambda: deque(maxlen=HISTORY_EVALS))
+    train: list[dict[str, Any]] = field(default_factory=list)
+    #: Largest finite value each train key has reached over the whole run, never trimmed:
+    #: "G's gradient norm collapsed" is relative to its own peak.
+    peaks: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def latest(self) -> Evaluation | None:
+        return self.evals[-1] if self.evals else None
+
+    def add_train(self, record: dict[str, Any]) -> None:
+        self.train.append(record)
+        for key, value in record.items():
+            if key not in ("step", "seed", "kind") and isinstance(value, (int, float)) and math.isfinite(value):
+                self.peaks[key] = max(self.peaks.get(key, -math.inf), float(value))
+
+    def add_eval(self, evaluation: Evaluation) -> None:
+        self.evals.append(evaluation)
+        oldest = self.evals[0].step
+        self.train = [r for r in self.train if r["step"] > oldest]
+
+    def records(self, evals_back: int | None = None) -> list[dict[str, Any]]:
+        """Train records logged within the last `evals_back` evaluation intervals (all kept
+        records when None or when fewer evaluations are kept)."""
+        if evals_back is None or len(self.evals) <= evals_back:
+            return self.train
+        since = self.evals[-evals_back - 1].step
+        return [r for r in self.train if r["step"] > since]
+
+
+def values(records: Sequence[dict[str, Any]], key: str) -> np.ndarray:
+    """One train key over `records`, NaN where missing or non-finite."""
+    return np.array([_number(r.get(key)) for r in records], dtype=np.float64)
+
+
+def steps(records: Sequence[dict[str, Any]]) -> np.ndarray:
+    return np.array([r["step"] for r in records], dtype=np.int64)
+
+
+def effective_modes(p: np.ndarray) -> float:
+    """exp(entropy) of a distribution: the number of equally likely modes it is worth
+    (0 log 0 = 0; 0 for an empty histogram)."""
+    total = p.sum()
+    if total <= 0:
+        return 0.0
+    q = p[p > 0] / total
+    return float(np.exp(-(q * np.log(q)).sum()))
+
+
+def trailing_start(items: Iterable[T], holds: Callable[[T], bool], step: Callable[[T], int]) -> int | None:
+    """Step of the first item of the longest run of trailing items for which `holds`
+    is true (None when the last item does not hold): when the current evidence started."""
+    start = None
+    for item in items:
+        start = (step(item) if start is None else start) if holds(item) else None
+    return start
+
+
+def loss_scale(x: np.ndarray, percentile: float = 50) -> float:
+    """A loss's magnitude over a window: a percentile of |x|, at least LOSS_SCALE_FLOOR."""
+    return max(float(np.nanpercentile(np.abs(x), percentile)), LOSS_SCALE_FLOOR)
+
+
+def fitted_change(t: np.ndarray, x: np.ndarray) -> float:
+    """Change of the least-squares line through (t, x) from the first t to the last:
+    a trend measure that noise around it barely moves."""
+    if len(t) < 2 or t[-1] == t[0]:
+        return 0.0
+    slope = np.polyfit(t.astype(np.float64), x, 1)[0]
+    return float(slope * (t[-1] - t[0]))
+
+
+# ---- what detectors say -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A detector's positive verdict: when the evidence started, its numbers, one line."""
+
+    started_at: int
+    evidence: dict[str, float]
+    text: str
+
+
+@dataclass(frozen=True)
+class TryPiece:
+    """A remedy that is a registered piece: `registry` is its `ALL_REGISTRIES` key."""
+
+    registry: str
+    name: str
+
+
+@dataclass(frozen=True)
+class ChangeSetting:
+    """A remedy that changes a setting: the dotted config key, a name for it, and the
+    value to try given the current one."""
+
+    key: str
+    name: str
+    new_value: Callable[[Any], Any]
+
+
+Suggestion = TryPiece | ChangeSetting
+
+
+def _halve(value: float) -> float:
+    return value / 2
+
+
+class Detector(ABC):
+    """Judges one seed's history; built from its registered Params."""
+
+    #: Remedies to suggest when it fires, most promising first; the monitor keeps those
+    #: that are registered (and not already in use) when it raises the event.
+    remedies: ClassVar[tuple[Suggestion, ...]] = ()
+    #: Also judged on every non-finite loss, at once: training stops there, before the
+    #: next evaluation. Others are judged at evaluations only.
+    urgent: ClassVar[bool] = False
+
+    def __init__(self, params: Params) -> None:
+        self.params = params
+
+    @abstractmethod
+    def check(self, history: History) -> Finding | None:
+        """The finding if the condition holds now, else None."""
+
+
+# ---- mode histogram detectors --------------------------------------------------------
+
+
+class HistogramParams(Params):
+    min_hq_fraction: float = Field(
+        0.2, ge=0, le=1,
+        description="judge the mode histogram only when at least this share of samples is high "
+        "quality: below it the histogram says more about sample quality than about modes",
+    )
+
+
+def _judged(ev: Evaluation, p: HistogramParams) -> bool:
+    return ev.hq_total > 0 and ev.hq_fraction >= p.min_hq_fraction
+
+
+def _relative_effective_modes(ev: Evaluation, weights: np.ndarray) -> float:
+    """Effective modes of the high-quality histogram over those of the true weights."""
+    return effective_modes(ev.counts) / effective_modes(weights)
+
+
+def _diversity_numbers(ev: Evaluation) -> dict[str, float]:
+    return {"spread_ratio": ev.spread_ratio, "duplicate_fraction": ev.duplicate_fraction}
+
+
+class CollapseParams(HistogramParams):
+    max_effective_fraction: float = Field(
+        0.5, gt=0, le=1,
+        description="mass is concentrated on few modes when the histogram's effective number "
+        "of modes, exp(entropy), is at most this fraction of the true weights' (4 of 8 on the ring)",
+    )
+    max_spread_ratio: float = Field(
+        0.5, gt=0,
+        description="diversity is lost when the within-mode spread, mass-weighted over the "
+        "covered modes, is at most this multiple of the real data's",
+    )
+    min_duplicate_fraction: float = Field(
+        0.5, gt=0, le=1,
+        description="diversity is also lost when at least this share of samples has a "
+        "near-duplicate (closer than the real data's 1% nearest-neighbour quantile); "
+        "concentration alone gives about K x 1% when all mass sits on one of K modes",
+    )
+
+
+@DETECTORS.register(
+    "collapse", "few modes hold most samples and within-mode diversity is lost (near-duplicates)",
+    CollapseParams,
+)
+class Collapse(Detector):
+    """Mode collapse (SPEC section 2): samples pile up on one or a few modes with many
+    near-duplicates. Both halves are required: concentration alone with real diversity is
+    dropping (or imbalance), and lost diversity spread over every mode is not "few modes".
+    `started_at` is the first evaluation of the trailing run showing either half."""
+
+    params: CollapseParams
+    remedies = (
+        TryPiece("schemes", "unrolled"),
+        TryPiece("d_modifiers", "pack"),
+        TryPiece("d_modifiers", "minibatch"),
+        TryPiece("schemes", "madgan"),
+    )
+
+    def _concentrated(self, ev: Evaluation, weights: np.ndarray) -> bool:
+        return _relative_effective_modes(ev, weights) <= self.params.max_effective_fraction
+
+    def _diversity_lost(self, ev: Evaluation) -> bool:
+        p = self.params
+        return ev.spread_ratio <= p.max_spread_ratio or ev.duplicate_fraction >= p.min_duplicate_fraction
+
+    def check(self, history: History) -> Finding | None:
+        ev, w, p = history.latest, history.weights, self.params
+        if ev is None or not (_judged(ev, p) and self._concentrated(ev, w) and self._diversity_lost(ev)):
+            return None
+        started = trailing_start(
+            history.evals,
+            lambda e: _judged(e, p) and (self._concentrated(e, w) or self._diversity_lost(e)),
+            lambda e: e.step,
+        )
+        top = np.sort(ev.shares)[::-1]
+        n_top = int(np.searchsorted(np.cumsum(top), 0.9) + 1)
+        evidence = {
+            "effective_modes": effective_modes(ev.counts),
+            "true_effective_modes": effective_modes(w),
+            "top_mode_share": float(top[0]),
+            "modes_holding_90pct": float(n_top),
+            **_diversity_numbers(ev),
+        }
+        text = (
+            f"{n_top} mode(s) hold 90% of high-quality samples ({evidence['effective_modes']:.1f} "
+            f"effective of {evidence['true_effective_modes']:.1f}); within-mode spread "
+            f"{ev.spread_ratio:.2f}x real, {100 * ev.duplicate_fraction:.0f}% near-duplicates"
+        )
+        return Finding(started if started is not None else ev.step, evidence, text)
+
+
+class DroppingParams(HistogramParams):
+    max_mode_share: float = Field(
+        0.1, ge=0, lt=1,
+        description="a mode counts as dropped when it gets less than this fraction of its "
+        "fair share (true weight x high-quality samples): zero or near zero",
+    )
+    min_dropped: PositiveInt = Field(1, description="dropped modes needed to raise the event")
+    min_spread_ratio: float = Field(
+        0.7, gt=0,
+        description="the covered modes count as diverse when their within-mode spread is at "
+        "least this multiple of the real data's",
+    )
+    max_duplicate_fraction: float = Field(
+        0.5, gt=0, le=1,
+        description="... and when less than this share of samples has a near-duplicate",
+    )
+    min_evenness: float = Field(
+        0.6, gt=0, le=1,
+        description="mass counts as spread evenly over the covered modes when their effective "
+        "number is at least this fraction of what the true weights give them",
+    )
+
+
+@DETECTORS.register(
+    "dropping", "some modes get no samples while the covered ones stay diverse and even",
+    DroppingParams,
+)
+class Dropping(Detector):
+    """Mode dropping (SPEC section 2): some modes of the real data never appear while the
+    covered ones are still diverse. `started_at` is the first evaluation of the trailing
+    run with dropped modes."""
+
+    params: DroppingParams
+    remedies = (
+        TryPiece("schemes", "mrgan"),
+        TryPiece("d_modifiers", "pack"),
+        TryPiece("schemes", "madgan"),
+    )
+
+    def _dropped(self, ev: Evaluation, weights: np.ndarray) -> np.ndarray:
+        return ev.counts < self.params.max_mode_share * weights * ev.hq_total
+
+    def _holds(self, ev: Evaluation, weights: np.ndarray) -> bool:
+        return _judged(ev, self.params) and int(self._dropped(ev, weights).sum()) >= self.params.min_dropped
+
+    def check(self, history: History) -> Finding | None:
+        ev, w, p = history.latest, history.weights, self.params
+        if ev is None or not self._holds(ev, w):
+            return None
+        kept = ~self._dropped(ev, w)
+        evenness = effective_modes(ev.counts[kept]) / effective_modes(w[kept])
+        diverse = ev.spread_ratio >= p.min_spread_ratio and not ev.duplicate_fraction >= p.max_duplicate_fraction
+        if not (diverse and evenness >= p.min_evenness):
+            return None
+        started = trailing_start(history.evals, lambda e: self._holds(e, w), lambda e: e.step)
+        dropped = np.flatnonzero(~kept)
+        evidence = {
+            "modes_dropped": float(len(dropped)),
+            "n_modes": float(len(w)),
+            "evenness": evenness,
+            **_diversity_numbers(ev),
+        }
+        listed = ", ".join(str(m) for m in dropped[:10]) + (", ..." if len(dropped) > 10 else "")
+        text = (
+            f"{len(dropped)} of {len(w)} modes get no samples (modes {listed}); the covered ones keep "
+            f"{ev.spread_ratio:.2f}x the real within-mode spread and evenness {evenness:.2f}"
+        )
+        return Finding(started if started is not None else ev.step, evidence, text)
+
+
+class HoppingParams(HistogramParams):
+    min_hq_fraction: float = Field(
+        0.05, ge=0, le=1,
+        description="judge an evaluation's dominant mode only when at least this share of samples "
+        "is high quality; lower than for collapse, since a hopping generator is often caught "
+        "between modes",
+    )
+    window: int = Field(
+        6, ge=3, description="latest evaluations looked at (6 sees two hops of a generator that "
+        "moves every second evaluation)",
+    )
+    min_dominant_share: float = Field(
+        0.5, gt=0, le=1,
+        description="a mode dominates an evaluation when it holds at least this share of the "
+        "high-quality samples",
+    )
+    min_hops: PositiveInt = Field(
+        2, description="changes of the dominant mode from one evaluation that has one to the "
+        "next, within the window, that count as hopping (one change is a move, two a swing)",
+    )
+
+
+@DETECTORS.register(
+    "hopping", "the dominant mode changes from one evaluation to the next (mode hopping)", HoppingParams
+)
+class Hopping(Detector):
+    """Mode hopping (SPEC section 1): a generator effectively optimised against the
+    current D alone jumps to the mode D rates highest, D follows, and G hops on. Seen at
+    evaluations as a dominant mode that keeps changing. `started_at` is the first
+    evaluation, within the window, of the mode the first counted hop left."""
+
+    params: HoppingParams
+    remedies = (
+        TryPiece("schemes", "unrolled"),
+        ChangeSetting("optimizer.generator.lr", "lower G lr", _halve),
+    )
+
+    def _dominant(self, ev: Evaluation) -> int | None:
+        if not _judged(ev, self.params) or ev.shares.max() < self.params.min_dominant_share:
+            return None
+        return int(ev.shares.argmax())
+
+    def check(self, history: History) -> Finding | None:
+        window = list(history.evals)[-self.params.window :]
+        dominated = [(e, m) for e in window if (m := self._dominant(e)) is not None]
+        hops = [i for i in range(1, len(dominated)) if dominated[i][1] != dominated[i - 1][1]]
+        if len(hops) < self.params.min_hops:
+            return None
+        first = hops[0] - 1
+        while first > 0 and dominated[first - 1][1] == dominated[first][1]:
+            first -= 1
+        path = " -> ".join(str(m) for _, m in dominated)
+        evidence = {"hops": float(len(hops)), "evaluations": float(len(window)),
+                    "dominant_share": float(window[-1].shares.max())}
+        text = f"the dominant mode changed {len(hops)} times in the last {len(window)} evaluations ({path})"
+        return Finding(dominated[first][0].step, evidence, text)
+
+
+# ---- loss detectors -------------------------------------------------------------------
+
+
+class OscillationParams(Params):
+    window: PositiveInt = Field(2, description="evaluation intervals of train records looked at")
+    min_jump: float = Field(
+        0.25, gt=0,
+        description="a change between consecutive records is a jump when it is at least this "
+        "fraction of the loss's 90th-percentile magnitude in the window (healthy window averages "
+        "move a few percent; the high percentile keeps a loss that fell to zero on its old scale)",
+    )
+    min_jumps: int = Field(4, ge=2, description="jumps in the window needed to judge (two up, two down)")
+    min_reversal_rate: float = Field(
+        0.5, gt=0, le=1,
+        description="share of successive jumps in opposite directions at or above which the loss "
+        "oscillates; a trend, a step or an explosion jumps one way and gives about 0",
+    )
+
+
+@DETECTORS.register(
+    "oscillation", "D's or G's loss jumps up and down between evaluations", OscillationParams
+)
+class Oscillation(Detector):
+    """Instability (SPEC section 2): the losses oscillate as one player wins, then the
+    other. Judged on large jumps only, so noise, a trend, a step (D suddenly winning) or
+    an explosion are not oscillations. `started_at` is the record after the first jump."""
+
+    params: OscillationParams
+    remedies = (
+        ChangeSetting("optimizer.generator.lr", "lower G lr", _halve),
+        ChangeSetting("optimizer.discriminator.lr", "lower D lr", _halve),
+        TryPiece("schemes", "unrolled"),
+    )
+
+    def check(self, history: History) -> Finding | None:
+        p, records = self.params, history.records(self.params.window)
+        for key in ("d_loss", "g_loss"):
+            x = values(records, key)
+            finite = np.isfinite(x)
+            x, t = x[finite], steps(records)[finite]
+            if len(x) < 3:
+                continue
+            change, scale = np.diff(x), loss_scale(x, 90)
+            jumps = np.flatnonzero(np.abs(change) >= p.min_jump * scale)
+            if len(jumps) < p.min_jumps:
+                continue
+            signs = np.sign(change[jumps])
+            reversals = float((signs[1:] != signs[:-1]).mean())
+            if reversals >= p.min_reversal_rate:
+                size = float(np.median(np.abs(change[jumps]))) / scale
+                evidence = {"jumps": float(len(jumps)), "reversal_rate": reversals, "jump_size": size}
+                text = (f"{key} jumps by {100 * size:.0f}% of its size {len(jumps)} times in {len(x)} records, "
+                        f"reversing {100 * reversals:.0f}% of the time")
+                return Finding(int(t[jumps[0] + 1]), evidence, text)
+        return None
+
+
+class VanishingParams(Params):
+    max_d_loss: float = Field(
+        0.05, gt=0,
+        description="D wins outright when its loss lies in [0, max_d_loss]: the cross-entropy, "
+        "least-squares and hinge D losses are non-negative and 0 for a perfect D "
+        "(log 4 = 1.39 at the cross-entropy equilibrium)",
+    )
+    max_grad_ratio: float = Field(
+        0.1, gt=0, lt=1,
+        description="G's gradient norm has collapsed at or below this fraction of its own peak",
+    )
+    min_records: PositiveInt = Field(3, description="latest train records that must all show both")
+
+
+@DETECTORS.register(
+    "vanishing-gradient", "D's loss near zero and G's gradient norm collapsed (saturation)", VanishingParams
+)
+class VanishingGradient(Detector):
+    """Vanishing gradients (SPEC section 2; Goodfellow et al. 2014, Section 3): D rejects
+    every fake with confidence, log(1 - D(G(z))) saturates and G stops learning.
+    `started_at` is the first record of the trailing run with D's loss near zero."""
+
+    params: VanishingParams
+    remedies = (
+        TryPiece("objectives", "nonsaturating"),
+        TryPiece("objectives", "wgan-gp"),
+        TryPiece("regularizers", "dragan"),
+    )
+
+    def check(self, history: History) -> Finding | None:
+        p, records = self.params, history.train
+        peak = history.peaks.get("g_grad_norm", math.nan)
+        if len(records) < p.min_records or not peak > 0:
+            return None
+
+        def d_wins(r: dict[str, Any]) -> bool:
+            return 0 <= _number(r.get("d_loss")) <= p.max_d_loss
+
+        def saturated(r: dict[str, Any]) -> bool:
+            return d_wins(r) and _number(r.get("g_grad_norm")) <= p.max_grad_ratio * peak
+
+        if not all(saturated(r) for r in records[-p.min_records :]):
+            return None
+        last = records[-1]
+        evidence = {"d_loss": _number(last["d_loss"]), "g_grad_norm": _number(last["g_grad_norm"]),
+                    "g_grad_norm_peak": peak}
+        text = (f"D's loss is {evidence['d_loss']:.3g} and G's gradient norm {evidence['g_grad_norm']:.3g}, "
+                f"{100 * evidence['g_grad_norm'] / peak:.1f}% of its peak {peak:.3g}")
+        started = trailing_start(records, d_wins, lambda r: int(r["step"]))
+        return Finding(started if started is not None else int(last["step"]), evidence, text)
+
+
+class DivergenceParams(Params):
+    explode_factor: float = Field(
+        10.0, gt=1,
+        description="a loss explodes when its magnitude reaches this multiple of its median "
+        "magnitude over the history",
+    )
+    min_magnitude: float = Field(
+        1.0, gt=0,
+        description="... and is at least this large: a loss growing from 0.01 to 0.2 is not divergence",
+    )
+
+
+@DETECTORS.register("divergence", "a loss became NaN or infinite, or exploded", DivergenceParams)
+class Divergence(Detector):
+    """Divergence: a non-finite or exploding loss in the latest train record.
+    `started_at` is the first record of the trailing run of exploding or non-finite ones."""
+
+    params: DivergenceParams
+    remedies = (
+        ChangeSetting("optimizer.discriminator.lr", "lower D lr", _halve),
+        ChangeSetting("optimizer.generator.lr", "lower G lr", _halve),
+        TryPiece("regularizers", "gradient-penalty"),
+    )
+    urgent = True
+
+    def check(self, history: History) -> Finding | None:
+        records = history.train
+        if not records:
+            return None
+        keys = ("d_loss", "g_loss")
+        series = {k: values(records, k) for k in keys}
+        limits = {}
+        for key, x in series.items():
+            magnitude = np.abs(x[np.isfinite(x)])
+            median = float(np.median(magnitude)) if len(magnitude) else 0.0
+            limits[key] = max(self.params.explode_factor * median, self.params.min_magnitude)
+
+        def bad(i: int) -> bool:
+            return any(not np.isfinite(series[k][i]) or abs(series[k][i]) >= limits[k] for k in keys)
+
+        if not bad(len(records) - 1):
+            return None
+        started = trailing_start(range(len(records)), bad, lambda i: int(records[i]["step"]))
+        last = {k: float(series[k][-1]) for k in keys}
+        evidence = {**last, **{f"{k}_limit": limits[k] for k in keys}}
+        shown = ", ".join(f"{k} {v:.3g}" for k, v in last.items())
+        text = f"losses out of bounds ({shown}; limits {limits['d_loss']:.3g}, {limits['g_loss']:.3g})"
+        return Finding(started if started is not None else int(records[-1]["step"]), evidence, text)
+
+
+class SignatureParams(Params):
+    window: PositiveInt = Field(10, description="evaluation intervals of train records searched")
+    min_records: int = Field(8, ge=3, description="fewest train records the falling stretch spans")
+    min_g_drop: float = Field(
+        0.2, gt=0,
+        description="G's loss must fall (fitted line, start to end of the stretch) by at least this "
+        "fraction of its median magnitude",
+    )
+    min_falling_share: float = Field(
+        0.7, gt=0, le=1,
+        description="share of consecutive G-loss changes that must be decreases, in each half of "
+        "the stretch: 'steadily' (noise alone gives about 1/2)",
+    )
+    max_d_change: float = Field(
+        0.05, gt=0,
+        description="D's loss barely moves: its fitted change over the stretch is at most this "
+        "fraction of its median magnitude",
+    )
+
+
+@DETECTORS.register(
+    "loss-signature", "G's loss falls steadily while D's barely moves (the source's collapse warning)",
+    SignatureParams,
+)
+class LossSignature(Detector):
+    """The collapse warning the source material reads off the loss curves: G's loss keeps
+    falling while D's barely moves, as G finds one output D cannot yet reject and pours
+    everything into it. `started_at` is the highest point of G's loss among the starts of
+    such stretches: where the fall began."""
+
+    params: SignatureParams
+    remedies = (
+        ChangeSetting("scheme.n_critic", "more D steps per G step (n_critic)", lambda n: max(5, 2 * n)),
+        TryPiece("schemes", "unrolled"),
+    )
+
+    def _stretch(self, t: np.ndarray, g: np.ndarray, d: np.ndarray) -> dict[str, float] | None:
+        """The evidence if G falls steadily over the stretch, in both halves (so a flat start
+        does not ride on a later fall), while D's loss holds."""
+        p = self.params
+        g_change = fitted_change(t, g) / loss_scale(g)
+        half = len(g) // 2
+        falling = min(float((np.diff(part) < 0).mean()) for part in (g[: half + 1], g[half:]))
+        d_change = abs(fitted_change(t, d)) / loss_scale(d)
+        if -g_change >= p.min_g_drop and falling >= p.min_falling_share and d_change <= p.max_d_change:
+            return {"g_change": g_change, "g_falling_share": falling, "d_change": d_change, "records": float(len(t))}
+        return None
+
+    def check(self, history: History) -> Finding | None:
+        records = history.records(self.params.window)
+        g, d, t = values(records, "g_loss"), values(records, "d_loss"), steps(records)
+        finite = np.isfinite(g) & np.isfinite(d)
+        g, d, t = g[finite], d[finite], t[finite]
+        found = {
+            i: evidence for i in range(len(t) - self.params.min_records + 1)
+            if (evidence := self._stretch(t[i:], g[i:], d[i:])) is not None
+        }
+        if not found:
+            return None
+        start = max(found, key=lambda i: g[i])
+        evidence = found[start]
+        text = (f"G's loss fell {100 * -evidence['g_change']:.0f}% over {len(t) - start} log intervals "
+                f"({100 * evidence['g_falling_share']:.0f}% of them down) while D's moved "
+                f"{100 * evidence['d_change']:.1f}%")
+        return Finding(int(t[start]), evidence, text)

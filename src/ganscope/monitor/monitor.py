@@ -1,0 +1,316 @@
+"""The training monitor: events from the stream of metrics records, per seed.
+
+Why it reads records: the trainer logs a train record per seed every `train.log_every`
+steps and an eval record every `train.eval_every`; the monitor is fed exactly those
+records, so a resumed run rebuilds its state by reading its own metrics log again (the
+records that survive a resume are those an uninterrupted run would have written), and a
+finished run's log can be re-judged offline with other thresholds. The only thing the
+records lack is the samples' diversity, so `Monitor.measure` adds it to the eval records
+before they are logged: the share of samples with a near-duplicate and the within-mode
+spread, both against the real data's own.
+
+At every evaluation each detector judges the seed's history; a condition raises one
+event when it starts (with the step its evidence started) and an `ended` record when it
+clears, not one per evaluation while it lasts.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import yaml
+
+from ganscope.config import PIECE_LIST_REGISTRIES, PIECE_REGISTRIES, Config, piece_params
+from ganscope.data import Dataset
+from ganscope.metrics.neighbours import nearest_neighbour_distances
+from ganscope.monitor.detectors import (
+    DETECTORS,
+    ChangeSetting,
+    Detector,
+    Evaluation,
+    History,
+    Suggestion,
+    TryPiece,
+)
+from ganscope.registry import ALL_REGISTRIES
+from ganscope.seeding import make_generator
+
+MIN_MODE_SAMPLES = 10
+"""High-quality samples a mode needs (in both sets) for its within-mode spread to count."""
+
+MAX_DUPLICATE_SAMPLES = 5000
+"""Samples used for the near-duplicate share: nearest neighbours cost O(n^2), and 5000
+already resolves shares of a percent."""
+
+
+# ---- diversity of a sample set against the real data --------------------------------
+
+
+def mode_spreads(flat: torch.Tensor, mode: torch.Tensor, keep: torch.Tensor, n_modes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per mode: the RMS distance of its kept samples to their own mean, and their count.
+
+    Distances to the samples' own mean, not to the mode's centre, so a generator that
+    puts every sample on one off-centre point has spread 0: this is diversity, not quality.
+    """
+    x, m = flat[keep].double(), mode[keep]
+    counts = torch.bincount(m, minlength=n_modes).double()
+    sums = torch.zeros(n_modes, x.shape[1], dtype=torch.float64).index_add_(0, m, x)
+    squares = torch.zeros(n_modes, dtype=torch.float64).index_add_(0, m, x.square().sum(dim=1))
+    safe = counts.clamp(min=1)
+    variance = squares / safe - (sums / safe[:, None]).square().sum(dim=1)
+    return variance.clamp(min=0).sqrt().numpy(), counts.numpy()
+
+
+class Diversity:
+    """Diversity statistics of generated samples, each judged against real samples.
+
+    - `duplicate_fraction`: share of samples whose nearest other sample lies within the
+      `quantile` (default 1%) quantile of the real set's nearest-neighbour distances, as
+      the `birthday` metric defines near-duplicates; real data scores about `quantile`.
+      The real set has as many samples as the fake one, since neighbour distances shrink
+      with the sample count.
+    - `spread_ratio`: within-mode spread of the high-quality samples over the real data's,
+      mass-weighted over the modes both sets populate; about 1 for real data whatever
+      the number of modes covered.
+
+    The real reference is drawn once per sample count from a fixed stream, so the
+    statistics are deterministic (as bit-exact resume requires).
+    """
+
+    def __init__(self, data: Dataset, quantile: float, seed: int) -> None:
+        self.data = data
+        self.quantile = quantile
+        self.seed = seed
+        self._reference: dict[int, tuple[float, np.ndarray, np.ndarray]] = {}
+
+    def _spreads(self, samples: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        assignment = self.data.oracle.assign(samples)
+        flat = samples.reshape(len(samples), -1)
+        return mode_spreads(flat, assignment.mode, assignment.high_quality, self.data.oracle.n_modes)
+
+    def reference(self, n: int) -> tuple[float, np.ndarray, np.ndarray]:
+        """(near-duplicate threshold, per-mode spread, per-mode count) of n real samples."""
+        if n not in self._reference:
+            real = self.data.sample(n, make_generator(self.seed, "eval", 0, n))
+            flat = real.reshape(n, -1)[:MAX_DUPLICATE_SAMPLES]
+            threshold = torch.quantile(nearest_neighbour_distances(flat, 1)[:, 0], self.quantile).item()
+            self._reference[n] = (threshold, *self._spreads(real))
+        return self._reference[n]
+
+    def measure(self, samples: torch.Tensor) -> dict[str, float]:
+        """The two statistics of one seed's samples (n, *sample_shape); NaN when unmeasurable."""
+        n = len(samples)
+        if n < 2:
+            return {"duplicate_fraction": math.nan, "spread_ratio": math.nan}
+        threshold, real_spread, real_count = self.reference(n)
+        flat = samples.reshape(n, -1)[:MAX_DUPLICATE_SAMPLES]
+        duplicates = (nearest_neighbour_distances(flat, 1)[:, 0] <= threshold).double().mean().item()
+        spread, count = self._spreads(samples)
+        usable = (count >= MIN_MODE_SAMPLES) & (real_count >= MIN_MODE_SAMPLES) & (real_spread > 0)
+        ratio = (
+            float((count[usable] * spread[usable] / real_spread[usable]).sum() / count[usable].sum())
+            if usable.any() else math.nan
+        )
+        return {"duplicate_fraction": duplicates, "spread_ratio": ratio}
+
+
+# ---- events ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Remedy:
+    """Registered pieces (and settings) to try, and how to try the first one."""
+
+    names: list[str]
+    how: str
+
+
+@dataclass(frozen=True)
+class Event:
+    """A condition starting (or ending) for one seed.
+
+    `step` is when the monitor decided; `started_at` the first step of the evidence (the
+    first evaluation or train record of the trailing window that shows it)."""
+
+    kind: str
+    seed: int
+    step: int
+    started_at: int
+    evidence: dict[str, float]
+    text: str
+    remedy: Remedy | None
+    status: Literal["started", "ended"] = "started"
+
+    def to_record(self) -> dict[str, Any]:
+        """The metrics-log record: kind "event", the condition under "event"."""
+        return {
+            "step": self.step, "seed": self.seed, "kind": "event", "event": self.kind,
+            "status": self.status, "started_at": self.started_at, "evidence": self.evidence,
+            "text": self.text, "remedy": None if self.remedy is None else asdict(self.remedy),
+        }
+
+    def ended(self, step: int, since: int) -> Event:
+        """The record that this condition stopped holding at step `since`."""
+        return Event(self.kind, self.seed, step, self.started_at, {}, f"absent from step {since}", None, "ended")
+
+    def line(self) -> str:
+        """One console line."""
+        head = f"step {self.step}, seed {self.seed}: {self.kind}"
+        if self.status == "ended":
+            return f"{head} (since step {self.started_at}) ended: {self.text}"
+        remedy = f"; remedy: {', '.join(self.remedy.names)} (try {self.remedy.how})" if self.remedy else ""
+        return f"{head} since step {self.started_at}: {self.text}{remedy}"
+
+
+def describe_events(records: Sequence[dict[str, Any]]) -> str:
+    """The started events of a run in a few words per condition, for the verdict."""
+    by_kind: dict[str, list[dict[str, Any]]] = {}
+    for r in records:
+        if r["kind"] == "event" and r["status"] == "started":
+            by_kind.setdefault(r["event"], []).append(r)
+    parts = []
+    for kind, events in by_kind.items():
+        seeds = sorted({e["seed"] for e in events})
+        first = min(e["started_at"] for e in events)
+        who = f"seed {seeds[0]}" if len(seeds) == 1 else f"{len(seeds)} seeds"
+        parts.append(f"{kind} ({who}, from step {first})")
+    return "events: " + ("; ".join(parts) if parts else "none")
+
+
+# ---- remedies -------------------------------------------------------------------------
+
+
+def _setting(cfg: Config, key: str) -> Any:
+    """The current value of a dotted config key, reading a piece's validated params."""
+    section, *rest = key.split(".")
+    node: Any = piece_params(cfg, section) if section in PIECE_REGISTRIES else getattr(cfg, section, None)
+    for part in rest:
+        node = getattr(node, part, None)
+    return node
+
+
+def _override(cfg: Config, suggestion: Suggestion) -> str | None:
+    """The `-s` override(s) that apply a suggestion to `cfg`, or None where it cannot
+    apply (a piece not registered or already in use, a setting the config lacks)."""
+    if isinstance(suggestion, ChangeSetting):
+        current = _setting(cfg, suggestion.key)
+        return None if current is None else f"-s {suggestion.key}={suggestion.new_value(current):g}"
+    registry = ALL_REGISTRIES.get(suggestion.registry)
+    if registry is None or suggestion.name not in registry:
+        return None
+    for section, name in PIECE_REGISTRIES.items():
+        if name == suggestion.registry:
+            if getattr(cfg, section).name == suggestion.name:
+                return None
+            needs = getattr(registry.get(suggestion.name), "required_regularizers", ())
+            extra = [_list_override(cfg, "regularizers", r) for r in needs]
+            return " ".join([f"-s {section}.name={suggestion.name}", *[e for e in extra if e]])
+    for section, name in PIECE_LIST_REGISTRIES.items():
+        if name == suggestion.registry:
+            return _list_override(cfg, section, suggestion.name)
+    return None
+
+
+def _list_override(cfg: Config, section: str, name: str) -> str | None:
+    """`-s 'section=[...]'` keeping the pieces already listed and adding `name`."""
+    pieces = [p.model_dump() for p in getattr(cfg, section)]
+    if any(p["name"] == name for p in pieces):
+        return None
+    flow = yaml.safe_dump(pieces + [{"name": name}], default_flow_style=True, width=10**6).strip()
+    return f"-s '{section}={flow}'"
+
+
+def suggest(cfg: Config, suggestions: Iterable[Suggestion]) -> Remedy | None:
+    """The applicable suggestions, as registered now; None when none applies."""
+    applicable = [(s, how) for s in suggestions if (how := _override(cfg, s)) is not None]
+    if not applicable:
+        return None
+    return Remedy([s.name for s, _ in applicable], applicable[0][1])
+
+
+# ---- the monitor ----------------------------------------------------------------------
+
+
+def _finite(record: dict[str, Any]) -> bool:
+    return all(
+        math.isfinite(v) for k, v in record.items() if k not in ("step", "seed") and isinstance(v, float)
+    )
+
+
+class Monitor:
+    """Watches every seed of a run: feed it the run's records in log order.
+
+    `cfg.train.monitor` picks the detectors' thresholds and the kinds that stop training;
+    a disabled monitor measures nothing and raises nothing.
+    """
+
+    def __init__(self, cfg: Config, data: Dataset) -> None:
+        mcfg = cfg.train.monitor
+        self.cfg = cfg
+        self.stop_on = set(mcfg.stop_on)
+        self.detectors: dict[str, Detector] = {
+            entry.name: entry.obj(entry.params.model_validate(mcfg.detectors.get(entry.name, {})))
+            for entry in DETECTORS
+        } if mcfg.enabled else {}
+        self.diversity = Diversity(data, mcfg.duplicate_quantile, cfg.seed) if mcfg.enabled else None
+        weights = data.oracle.weights.double().numpy()
+        self.histories = {seed: History(weights) for seed in cfg.seed_list()}
+        self.end_after = mcfg.end_after
+        self.active: dict[tuple[int, str], Event] = {}
+        #: Evaluations in a row an active condition has been absent, and the first of them.
+        self.absent: dict[tuple[int, str], tuple[int, int]] = {}
+
+    def measure(self, samples: torch.Tensor) -> list[dict[str, float]]:
+        """Diversity statistics per seed of (S, n, *sample_shape) samples, to add to the
+        eval records before they are logged and observed."""
+        if self.diversity is None:
+            return [{} for _ in samples]
+        return [self.diversity.measure(s) for s in samples]
+
+    def observe(self, records: Iterable[dict[str, Any]]) -> list[Event]:
+        """Take records in log order; return the events (started and ended) they cause.
+        Records of other kinds (events themselves) are skipped."""
+        events: list[Event] = []
+        for record in records:
+            history = self.histories.get(record["seed"])
+            if history is None or not self.detectors:
+                continue
+            if record["kind"] == "train":
+                history.add_train(record)
+                if not _finite(record):
+                    events += self._judge(record["seed"], record["step"], urgent_only=True)
+            elif record["kind"] == "eval":
+                history.add_eval(Evaluation.from_record(record))
+                events += self._judge(record["seed"], record["step"], urgent_only=False)
+        return events
+
+    def _judge(self, seed: int, step: int, urgent_only: bool) -> list[Event]:
+        events = []
+        for kind, detector in self.detectors.items():
+            if urgent_only and not detector.urgent:
+                continue
+            finding = detector.check(self.histories[seed])
+            key = (seed, kind)
+            if finding is not None:
+                self.absent.pop(key, None)
+                if key not in self.active:
+                    event = Event(kind, seed, step, finding.started_at, finding.evidence, finding.text,
+                                  suggest(self.cfg, detector.remedies))
+                    self.active[key] = event
+                    events.append(event)
+            elif key in self.active:
+                count, since = self.absent.get(key, (0, step))
+                self.absent[key] = (count + 1, since)
+                if count + 1 >= self.end_after:
+                    del self.absent[key]
+                    events.append(self.active.pop(key).ended(step, since))
+        return events
+
+    def stop_reason(self, events: Iterable[Event]) -> Event | None:
+        """The first newly started event of a kind the user asked to stop on."""
+        return next((e for e in events if e.status == "started" and e.kind in self.stop_on), None)
