@@ -35,9 +35,9 @@ def test_demo_eval_sample_report_resume(tmp_path, small, capsys) -> None:
     assert both.shape == (2, 50, 2)
     np.testing.assert_array_equal(both[1], np.load(tmp_path / "s.npy"))
 
-    (run / "index.html").unlink()
+    (run / "report.html").unlink()
     assert main(["report", str(run)]) == 0
-    assert (run / "index.html").read_text().count("<img") >= 2
+    assert (run / "report.html").read_text().count("<img") >= 2
 
     assert main(["resume", "-q", str(run), "-s", "train.steps=60"]) == 0
     capsys.readouterr()

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from ganscope.cli import main
+from ganscope.errors import ConfigError
 from ganscope.theory.mode_hopping import QUICK, count_hops, mode_hopping_settings
 
 
@@ -30,11 +31,13 @@ def test_hops_count_changes_of_the_dominant_mode_while_collapsed() -> None:
     assert count_hops(np.array([histogram(0), *covering, histogram(7)])) == 0
 
 
-def test_settings_validate_and_quick_overrides_apply() -> None:
+def test_settings_validate_and_quick_overrides_apply(capsys: pytest.CaptureFixture[str]) -> None:
     assert mode_hopping_settings(quick=True, steps=10).steps == 10
     assert mode_hopping_settings(quick=True).seeds == QUICK["seeds"]
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError, match="seeds"):
         mode_hopping_settings(seeds=0)
+    assert main(["theory", "mode-hopping", "--steps", "0"]) == 2
+    assert "steps" in capsys.readouterr().err
 
 
 def test_quick_cli_writes_the_picture_and_per_seed_records(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

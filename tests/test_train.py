@@ -106,7 +106,7 @@ def test_run_folder_contents(tmp_path, tiny_config) -> None:
     ganscope.Run.create(tiny_config, tmp_path / "run").fit(progress=False)
     names = {p.name for p in (tmp_path / "run").iterdir()}
     assert {"config.yaml", "metrics.jsonl", "checkpoint.pt", "summary.json", "samples.png", "curves.png",
-            "index.html", "generator.safetensors", "tensorboard"} <= names
+            "report.html", "generator.safetensors", "tensorboard"} <= names
     assert any((tmp_path / "run" / "tensorboard").iterdir())
     assert not [n for n in names if n.startswith(".")]  # no temporary files left behind
 

@@ -51,7 +51,9 @@ def _print_verdict(summary: dict[str, Any], run_dir: Path) -> None:
             rkl = "n/a" if score["reverse_kl"] is None else f"{score['reverse_kl']:.3f}"
             print(f"  seed {seed}: {score['modes_covered']}/{score['n_modes']} modes, "
                   f"{100 * score['hq_fraction']:.1f}% HQ, reverse KL {rkl}")
-    print(f"report: {run_dir / 'index.html'}")
+    from ganscope.report import REPORT
+
+    print(f"report: {run_dir / REPORT}")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -173,12 +175,12 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from ganscope.report.basic import write_basic_report
+    from ganscope.report import COMPARE, write_comparison, write_report
 
-    for run_dir in args.run_dirs:
-        if not (run_dir / "summary.json").is_file():
-            raise GanscopeError(f"{run_dir} has no summary.json; finish or resume the run first")
-        print(write_basic_report(run_dir))
+    if len(args.run_dirs) == 1:
+        print(write_report(args.run_dirs[0], args.out))
+    else:
+        print(write_comparison(args.run_dirs, args.out or Path(COMPARE)))
     return 0
 
 
@@ -227,6 +229,20 @@ def cmd_theory_mode_hopping(args: argparse.Namespace) -> int:
     else:
         print(result["summary"])
         print(f"picture: {out / 'mode_hopping.png'}")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from ganscope.bench import plan, render_markdown, run_benchmark
+
+    jobs = plan(args.protocol, args.methods, args.budget, args.seeds, args.steps)
+    result = run_benchmark(jobs, args.out, progress=not args.quiet)
+    if args.json:
+        _print_json(result.to_dict())
+    else:
+        print(render_markdown(result.entries))
+        print(f"results: {result.json_path} ({result.ran} trained, {result.skipped} already there); "
+              f"table: {result.markdown_path}")
     return 0
 
 
@@ -280,11 +296,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all-seeds", action="store_true", help="write (seeds, n, ...) for the whole population")
     p.add_argument("--key", type=int, default=0, help="noise key: the same key draws the same samples")
 
-    p = add("report", cmd_report, "write the HTML page of one or more runs")
-    p.add_argument("run_dirs", type=Path, nargs="+")
+    p = add("report", cmd_report, "write a run's self-contained HTML report, or compare several runs side by side")
+    p.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR")
+    p.add_argument("-o", "--out", type=Path,
+                   help="output page (default RUN_DIR/report.html for one run, ./compare.html for several)")
 
     p = add("list", cmd_list, "every dataset, network, objective, regulariser, scheme and metric")
     p.add_argument("--json", action="store_true")
+
+    p = add("bench", cmd_bench, "the ring/grid mode-collapse protocols: methods x seeds beside the published "
+            "numbers; resumable")
+    p.add_argument("protocol", metavar="PROTOCOL", help="ring, grid or all")
+    p.add_argument("--seeds", type=int, default=5, help="seeds per method, trained as one population (default 5)")
+    p.add_argument("--methods", nargs="+", metavar="METHOD", help="methods to run (default: all; "
+                   "an unknown name lists them)")
+    p.add_argument("--budget", default="cpu", help="cpu (sized for 2 CPU cores, default) or paper (PacGAN's "
+                   "published settings)")
+    p.add_argument("--steps", type=int, help="replace the budget's training steps (e.g. a smoke run)")
+    p.add_argument("-o", "--out", type=Path, default=Path("runs") / "bench",
+                   help="folder for protocols.json, protocols.md and the run folders (default runs/bench); "
+                   "entries already in its protocols.json are skipped")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--json", action="store_true", help="one JSON object on stdout")
 
     theory = sub.add_parser("theory", help="demonstrations of GAN theory").add_subparsers(
         dest="demo", required=True, metavar="DEMO")
@@ -297,9 +330,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p = theory.add_parser("mode-hopping", help="plain GAN hops between ring modes (max-min); unrolling covers them")
     p.set_defaults(func=cmd_theory_mode_hopping)
-    p.add_argument("--steps", type=int, help="training steps of each method (default 3000; quick 400)")
-    p.add_argument("--seeds", type=int, help="seeds per method, trained as one population (default 4; quick 2)")
-    p.add_argument("--quick", action="store_true", help="a small setting that runs in about a minute")
+    p.add_argument("--steps", type=int, help="training steps of each method (replaces the setting's)")
+    p.add_argument("--seeds", type=int, help="seeds per method, trained as one population (replaces the setting's)")
+    p.add_argument("--quick", action="store_true", help="a small setting that runs in under a minute (for tests)")
     p.add_argument("-o", "--out", type=Path, help="folder (default runs/<time>-mode-hopping): picture, "
                    "result.json, one run folder per method")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")

@@ -8,12 +8,11 @@ it ends. Every threshold is a field of the detector's Params with its reason bes
 override one with `-s train.monitor.detectors.<detector>.<field>=<value>`.
 
 The sample detectors tell mode collapse from mode dropping (SPEC section 2) by the
-diversity *within* the covered modes, measured against the real data's own:
+diversity *within* the covered modes, measured against the real data's own (`Diversity`):
 collapse concentrates the samples on few modes *and* loses that diversity (near-duplicates,
-shrunken modes); dropping leaves modes empty while the covered ones stay as diverse as
-the real data and share the mass evenly. With the default thresholds the two conditions
-exclude each other (spread ratio at most 0.5 against at least 0.7; near-duplicate share
-at least 0.5 against below 0.5).
+shrunken modes); dropping leaves modes empty while the covered ones keep it and share
+the mass evenly. Both read the same boundary (`DiversityParams`), so with equal values
+the two exclude each other, and every judged state on either side gets one name.
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
@@ -136,13 +135,13 @@ def effective_modes(p: np.ndarray) -> float:
     return float(np.exp(-(q * np.log(q)).sum()))
 
 
-def trailing_start(items: Iterable[T], holds: Callable[[T], bool], step: Callable[[T], int]) -> int | None:
-    """Step of the first item of the longest run of trailing items for which `holds`
-    is true (None when the last item does not hold): when the current evidence started."""
-    start = None
-    for item in items:
-        start = (step(item) if start is None else start) if holds(item) else None
-    return start
+def trailing_start(items: Sequence[T], holds: Callable[[T], bool], step: Callable[[T], int]) -> int:
+    """Step of the first item of the run of trailing items for which `holds` is true:
+    when the current evidence started. The caller has seen the last item hold."""
+    start = len(items) - 1
+    while start > 0 and holds(items[start - 1]):
+        start -= 1
+    return step(items[start])
 
 
 def loss_scale(x: np.ndarray, percentile: float = 50) -> float:
@@ -229,31 +228,39 @@ def _judged(ev: Evaluation, p: HistogramParams) -> bool:
     return ev.hq_total > 0 and ev.hq_fraction >= p.min_hq_fraction
 
 
-def _relative_effective_modes(ev: Evaluation, weights: np.ndarray) -> float:
-    """Effective modes of the high-quality histogram over those of the true weights."""
-    return effective_modes(ev.counts) / effective_modes(weights)
+class DiversityParams(HistogramParams):
+    lost_spread_ratio: float = Field(
+        0.35, gt=0,
+        description="diversity within the covered modes is lost when their spread (RMS distance "
+        "to their own mean, mass-weighted) is at most this multiple of the real data's; GANs "
+        "that cover the ring well keep about 0.4-1x, samples piled onto points give about 0",
+    )
+    lost_duplicate_fraction: float = Field(
+        0.5, gt=0, le=1,
+        description="... or when at least this share of samples has a near-duplicate (closer "
+        "than the real data's 1% nearest-neighbour quantile: real data scores 0.01, and "
+        "concentration alone about K x 0.01 with all mass on one of K modes)",
+    )
+
+
+def _diversity_lost(ev: Evaluation, p: DiversityParams) -> bool:
+    return ev.spread_ratio <= p.lost_spread_ratio or ev.duplicate_fraction >= p.lost_duplicate_fraction
+
+
+def _diversity_kept(ev: Evaluation, p: DiversityParams) -> bool:
+    """Measured and not lost (an unmeasured spread, NaN, is neither)."""
+    return ev.spread_ratio > p.lost_spread_ratio and ev.duplicate_fraction < p.lost_duplicate_fraction
 
 
 def _diversity_numbers(ev: Evaluation) -> dict[str, float]:
     return {"spread_ratio": ev.spread_ratio, "duplicate_fraction": ev.duplicate_fraction}
 
 
-class CollapseParams(HistogramParams):
+class CollapseParams(DiversityParams):
     max_effective_fraction: float = Field(
         0.5, gt=0, le=1,
         description="mass is concentrated on few modes when the histogram's effective number "
         "of modes, exp(entropy), is at most this fraction of the true weights' (4 of 8 on the ring)",
-    )
-    max_spread_ratio: float = Field(
-        0.5, gt=0,
-        description="diversity is lost when the within-mode spread, mass-weighted over the "
-        "covered modes, is at most this multiple of the real data's",
-    )
-    min_duplicate_fraction: float = Field(
-        0.5, gt=0, le=1,
-        description="diversity is also lost when at least this share of samples has a "
-        "near-duplicate (closer than the real data's 1% nearest-neighbour quantile); "
-        "concentration alone gives about K x 1% when all mass sits on one of K modes",
     )
 
 
@@ -276,19 +283,15 @@ class Collapse(Detector):
     )
 
     def _concentrated(self, ev: Evaluation, weights: np.ndarray) -> bool:
-        return _relative_effective_modes(ev, weights) <= self.params.max_effective_fraction
-
-    def _diversity_lost(self, ev: Evaluation) -> bool:
-        p = self.params
-        return ev.spread_ratio <= p.max_spread_ratio or ev.duplicate_fraction >= p.min_duplicate_fraction
+        return effective_modes(ev.counts) / effective_modes(weights) <= self.params.max_effective_fraction
 
     def check(self, history: History) -> Finding | None:
         ev, w, p = history.latest, history.weights, self.params
-        if ev is None or not (_judged(ev, p) and self._concentrated(ev, w) and self._diversity_lost(ev)):
+        if ev is None or not (_judged(ev, p) and self._concentrated(ev, w) and _diversity_lost(ev, p)):
             return None
         started = trailing_start(
             history.evals,
-            lambda e: _judged(e, p) and (self._concentrated(e, w) or self._diversity_lost(e)),
+            lambda e: _judged(e, p) and (self._concentrated(e, w) or _diversity_lost(e, p)),
             lambda e: e.step,
         )
         top = np.sort(ev.shares)[::-1]
@@ -305,27 +308,18 @@ class Collapse(Detector):
             f"effective of {evidence['true_effective_modes']:.1f}); within-mode spread "
             f"{ev.spread_ratio:.2f}x real, {100 * ev.duplicate_fraction:.0f}% near-duplicates"
         )
-        return Finding(started if started is not None else ev.step, evidence, text)
+        return Finding(started, evidence, text)
 
 
-class DroppingParams(HistogramParams):
+class DroppingParams(DiversityParams):
     max_mode_share: float = Field(
         0.1, ge=0, lt=1,
         description="a mode counts as dropped when it gets less than this fraction of its "
         "fair share (true weight x high-quality samples): zero or near zero",
     )
     min_dropped: PositiveInt = Field(1, description="dropped modes needed to raise the event")
-    min_spread_ratio: float = Field(
-        0.7, gt=0,
-        description="the covered modes count as diverse when their within-mode spread is at "
-        "least this multiple of the real data's",
-    )
-    max_duplicate_fraction: float = Field(
-        0.5, gt=0, le=1,
-        description="... and when less than this share of samples has a near-duplicate",
-    )
     min_evenness: float = Field(
-        0.6, gt=0, le=1,
+        0.5, gt=0, le=1,
         description="mass counts as spread evenly over the covered modes when their effective "
         "number is at least this fraction of what the true weights give them",
     )
@@ -359,8 +353,7 @@ class Dropping(Detector):
             return None
         kept = ~self._dropped(ev, w)
         evenness = effective_modes(ev.counts[kept]) / effective_modes(w[kept])
-        diverse = ev.spread_ratio >= p.min_spread_ratio and not ev.duplicate_fraction >= p.max_duplicate_fraction
-        if not (diverse and evenness >= p.min_evenness):
+        if not (_diversity_kept(ev, p) and evenness >= p.min_evenness):
             return None
         started = trailing_start(history.evals, lambda e: self._holds(e, w), lambda e: e.step)
         dropped = np.flatnonzero(~kept)
@@ -375,7 +368,7 @@ class Dropping(Detector):
             f"{len(dropped)} of {len(w)} modes get no samples (modes {listed}); the covered ones keep "
             f"{ev.spread_ratio:.2f}x the real within-mode spread and evenness {evenness:.2f}"
         )
-        return Finding(started if started is not None else ev.step, evidence, text)
+        return Finding(started, evidence, text)
 
 
 class HoppingParams(HistogramParams):
@@ -542,7 +535,7 @@ class VanishingGradient(Detector):
         text = (f"D's loss is {evidence['d_loss']:.3g} and G's gradient norm {evidence['g_grad_norm']:.3g}, "
                 f"{100 * evidence['g_grad_norm'] / peak:.1f}% of its peak {peak:.3g}")
         started = trailing_start(records, d_wins, lambda r: int(r["step"]))
-        return Finding(started if started is not None else int(last["step"]), evidence, text)
+        return Finding(started, evidence, text)
 
 
 class DivergenceParams(Params):
@@ -592,7 +585,7 @@ class Divergence(Detector):
         evidence = {**last, **{f"{k}_limit": limits[k] for k in keys}}
         shown = ", ".join(f"{k} {v:.3g}" for k, v in last.items())
         text = f"losses out of bounds ({shown}; limits {limits['d_loss']:.3g}, {limits['g_loss']:.3g})"
-        return Finding(started if started is not None else int(records[-1]["step"]), evidence, text)
+        return Finding(started, evidence, text)
 
 
 class SignatureParams(Params):

@@ -35,7 +35,6 @@ from ganscope.monitor.detectors import (
     Evaluation,
     History,
     Suggestion,
-    TryPiece,
 )
 from ganscope.registry import ALL_REGISTRIES
 from ganscope.seeding import make_generator

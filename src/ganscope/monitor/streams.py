@@ -44,6 +44,10 @@ class Schedule:
     def eval_steps(self) -> list[int]:
         return [(i + 1) * self.eval_every for i in range(self.evaluations)]
 
+    @property
+    def log_steps(self) -> np.ndarray:
+        return np.arange(self.log_every, self.evaluations * self.eval_every + 1, self.log_every)
+
 
 @dataclass(frozen=True)
 class Stream:
@@ -77,6 +81,8 @@ class ModeState:
 
 
 def healthy_state(weights: np.ndarray, rng: np.random.Generator) -> ModeState:
+    """A generator that covers the data: every mode near its true weight (Dirichlet with
+    concentration 300 per mode), 85-115% of the real spread, up to 5% low-quality samples."""
     k = len(weights)
     return ModeState(rng.dirichlet(300 * k * weights), rng.uniform(0.85, 1.15, k), rng.uniform(0, 0.05))
 
@@ -100,22 +106,23 @@ def _spread_out(k: int, chosen: np.ndarray, mass: np.ndarray, rest: float) -> np
 
 
 def _collapse_target(w: np.ndarray, rng: np.random.Generator) -> ModeState:
-    """1 to 3 modes take almost all mass, each shrunk to 5-40% of the real spread."""
+    """1 to 3 modes take almost all mass, each shrunk to 5-30% of the real spread."""
     k = len(w)
     chosen = rng.choice(k, size=rng.integers(1, 4), replace=False)
     spread = np.ones(k)
-    spread[chosen] = rng.uniform(0.05, 0.4, len(chosen))
+    spread[chosen] = rng.uniform(0.05, 0.3, len(chosen))
     weights = _spread_out(k, chosen, rng.dirichlet(np.full(len(chosen), 5.0)), rng.uniform(0, 0.05))
     return ModeState(weights, spread, rng.uniform(0, 0.05))
 
 
 def _dropping_target(w: np.ndarray, rng: np.random.Generator) -> ModeState:
-    """1 to 5 modes get (almost) nothing; the others keep real spread and even mass."""
+    """1 to 5 modes get (almost) nothing; the others keep even mass and 50-120% of the
+    real spread (trained GANs are often narrower than the data)."""
     k = len(w)
     dropped = rng.choice(k, size=rng.integers(1, 6), replace=False)
     weights = rng.dirichlet(300 * k * w)
     weights[dropped] = w[dropped] * rng.uniform(0, 0.02, len(dropped))
-    return ModeState(weights / weights.sum(), rng.uniform(0.8, 1.2, k), rng.uniform(0, 0.05))
+    return ModeState(weights / weights.sum(), rng.uniform(0.5, 1.2, k), rng.uniform(0, 0.05))
 
 
 def _sample_states(condition: str, w: np.ndarray, onset: int, n: int, rng: np.random.Generator) -> list[ModeState]:
@@ -145,10 +152,11 @@ def _sample_states(condition: str, w: np.ndarray, onset: int, n: int, rng: np.ra
 # ---- losses ---------------------------------------------------------------------------
 
 
-def _healthy_losses(t: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Window-averaged losses of a converged cross-entropy GAN: near log 4 for D, a slow
-    drift and noise; instantaneous gradient norms with log-normal noise."""
-    n, drift = len(t), np.linspace(0, 1, len(t))
+def healthy_losses(schedule: Schedule, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Window-averaged losses of a converged cross-entropy GAN at every log step: near
+    log 4 for D, a slow drift and noise; instantaneous gradient norms with log-normal noise."""
+    n = len(schedule.log_steps)
+    drift = np.linspace(0, 1, n)
     return {
         "d_loss": 1.3 + rng.uniform(-0.05, 0.05) * drift + rng.normal(0, 0.02, n),
         "g_loss": 0.8 + rng.uniform(-0.1, 0.1) * drift + rng.normal(0, 0.03, n),
@@ -216,21 +224,29 @@ def build_stream(
     w = data.oracle.weights.double().numpy()
     onset_eval = int(rng.integers(3, schedule.evaluations - 5))
     states = _sample_states(condition, w, onset_eval, schedule.evaluations, rng)
-    log_steps = np.arange(schedule.log_every, schedule.evaluations * schedule.eval_every + 1, schedule.log_every)
-    losses = _healthy_losses(log_steps, rng)
+    losses = healthy_losses(schedule, rng)
     onset: int | None = schedule.eval_steps[onset_eval] if condition in SAMPLE_CONDITIONS else None
     if condition in LOSS_SHAPES:
-        first, last = schedule.eval_steps[2], schedule.eval_steps[-5]
-        onset = int(rng.integers(first // schedule.log_every, last // schedule.log_every + 1)) * schedule.log_every
-        LOSS_SHAPES[condition](losses, log_steps >= onset, rng)
+        first, last = schedule.eval_steps[2] // schedule.log_every, schedule.eval_steps[-5] // schedule.log_every
+        onset = int(rng.integers(first, last + 1)) * schedule.log_every
+        LOSS_SHAPES[condition](losses, schedule.log_steps >= onset, rng)
+    return Stream(condition, onset, log_records(states, losses, monitor, data, rng, schedule))
+
+
+def log_records(
+    states: list[ModeState], losses: dict[str, np.ndarray], monitor: Monitor, data: GaussianMixture,
+    rng: np.random.Generator, schedule: Schedule,
+) -> list[dict[str, Any]]:
+    """The records the trainer would log for seed 0: the generator in `states[i]` at the
+    i-th evaluation, `losses` at every log step; ends at the first non-finite loss."""
     evals = dict(zip(schedule.eval_steps, states, strict=True))
     records: list[dict[str, Any]] = []
-    for i, step in enumerate(log_steps):
-        records.append({"step": int(step), "seed": 0, "kind": "train", **{k: float(v[i]) for k, v in losses.items()}})
+    for i, step in enumerate(int(t) for t in schedule.log_steps):
+        records.append({"step": step, "seed": 0, "kind": "train", **{k: float(v[i]) for k, v in losses.items()}})
         if not all(np.isfinite(v[i]) for v in losses.values()):
-            break  # the trainer stops at a non-finite loss
-        if int(step) in evals:
-            samples = draw(data, evals[int(step)], schedule.samples, rng)
-            records.append({"step": int(step), "seed": 0, "kind": "eval", **score_modes(samples, data.oracle).to_dict(),
+            break
+        if step in evals:
+            samples = draw(data, evals[step], schedule.samples, rng)
+            records.append({"step": step, "seed": 0, "kind": "eval", **score_modes(samples, data.oracle).to_dict(),
                             **monitor.measure(samples[None])[0]})
-    return Stream(condition, onset, records)
+    return records

@@ -20,13 +20,14 @@ def reconstruction_energy(x: torch.Tensor, reconstruction: torch.Tensor) -> torc
     """D(x) = ||Dec(Enc(x)) - x||, the autoencoder discriminator's energy (Sec. 2.3, Eq. 6),
     for samples (S, B, *sample_shape): energies (S, B).
 
-    Eq. 6 writes the plain Euclidean norm of the whole sample, not its square and not a
-    per-feature mean (MSE), which is what many re-implementations use. We follow the
-    equation: its gradient has unit length however close a fake is to being reconstructed,
-    so G's signal does not fade as the energies fall (the square's would), and the
-    paper's margins (m = 10 for 28x28 MNIST, larger for larger images) are on the scale
-    of a whole-sample norm, which grows with the number of features, while a per-pixel
-    mean does not. The norm's gradient at an exact reconstruction is taken as 0.
+    Eq. 6 writes the plain Euclidean (L2) norm of the whole sample's error, not its square
+    and not a per-feature mean (MSE), which is what most re-implementations use. We follow
+    the equation: its gradient has unit length however close a fake is to being
+    reconstructed, so G's signal does not fade as the energies fall (the square's would),
+    and the margins re-implementations quote from the paper (m = 10 for 28x28 MNIST,
+    larger for larger images) are on the scale of a whole-sample norm, which grows with
+    the number of features; a per-pixel mean does not. The norm's gradient at an exact
+    reconstruction is taken as 0.
     """
     return torch.linalg.vector_norm((reconstruction - x).flatten(2), dim=-1)
 

@@ -9,12 +9,12 @@ whole data manifold, every mode included, instead of one decision boundary, and 
 descends the energy. Its losses (`ganscope.objectives.energy`):
 
     L_D = D(x) + [m - D(G(z))]^+                         (Eq. 1)
-    L_G = D(G(z)) + w_PT f_PT(Enc(G(z)))                  (Eq. 2 and Sec. 2.4, Eq. 7)
+    L_G = D(G(z)) + w_PT f_PT(Enc(G(z)))                  (Eq. 2 and Sec. 2.5, Eq. 7)
 
 The margin m stops D pushing fakes' energies up once they reach m. The pull-away term
 f_PT, the mean squared cosine similarity of the encoder's codes of a fake batch, is
 EBGAN's own remedy for mode collapse: G is penalised for a batch whose codes all point the
-same way (Sec. 2.4; "EBGAN-PT" in the paper).
+same way (the "repelling regularizer", Sec. 2.5; "EBGAN-PT" in the paper).
 
 Defaults and where they come from:
 - `pt_weight` = 0.1, the paper's weight of the pull-away term (Sec. 4.1).
@@ -23,9 +23,9 @@ Defaults and where they come from:
   of the energy, a whole-sample norm, so for the 2-D ring, whose points have norm 1, m = 1
   asks D to push fakes one ring radius off their reconstruction. Raise it with the
   sample dimension.
-- `code_dim` = 32 and D's widths from `discriminator.*`: the paper's toy experiments
-  are on MNIST with MLP autoencoders (Sec. 4.1); the code must be wide enough for a batch's
-  codes to be told apart by direction, which the pull-away term asks for.
+- `code_dim` = 32, our choice, and the autoencoder's widths from `discriminator.*`: the
+  pull-away term asks the codes of a batch to point in different directions, which a code
+  of the data's 2 dimensions could not offer many samples.
 - `n_critic` = 1: one autoencoder step per G step, as in the paper.
 
 EBGAN brings its own losses, so it accepts only the default objective (it would be

@@ -29,6 +29,7 @@ from ganscope.schemes import SCHEMES, Parts, Scheme
 from ganscope.seeding import PopulationRandom
 from ganscope.train.checkpoint import atomic_write, atomic_write_text, load_checkpoint, save_checkpoint, save_weights
 from ganscope.train.log import MetricsLog, TensorBoard, jsonable
+from ganscope.train.snapshots import save_snapshot
 
 CHECKPOINT = "checkpoint.pt"
 CONFIG = "config.yaml"
@@ -261,6 +262,7 @@ class Run:
                         board.scalars(records)
                     if self.step % tcfg.eval_every == 0 or self.step == tcfg.steps:
                         scores, samples = self.evaluate()
+                        save_snapshot(self.run_dir, self.step, samples)  # the report's per-evaluation pictures
                         records = self._eval_records(scores, monitor.measure(samples))
                         self.log.append(records)
                         board.scalars(records)
@@ -286,6 +288,8 @@ class Run:
     def _report(self, events: list[Event], board: TensorBoard) -> None:
         """Monitor events to the metrics log, TensorBoard (text) and the console; tqdm.write
         prints above the progress bar, on stderr so that `--json` output stays clean."""
+        if not events:
+            return
         self.log.append(e.to_record() for e in events)
         for e in events:
             board.text(f"events/seed_{e.seed}", e.line(), e.step)
@@ -303,7 +307,7 @@ class Run:
     def finish(self, elapsed: float, steps_done: int, stopped: Event | None = None) -> dict[str, Any]:
         """Final scores, samples, weights, summary, plots and the HTML page; `stopped` is
         the event that ended training early (`train.monitor.stop_on`), if one did."""
-        from ganscope.report.basic import write_basic_report
+        from ganscope.report import write_report
 
         scores, samples = self.evaluate(key=self.step)
         atomic_write(self.run_dir / SAMPLES, lambda tmp: _save_npy(tmp, samples.numpy()))
@@ -328,7 +332,7 @@ class Run:
             "stopped_early": None if stopped is None else stopped.to_record(),
         }
         atomic_write_text(self.run_dir / SUMMARY, json.dumps(jsonable(summary), indent=2))
-        write_basic_report(self.run_dir)
+        write_report(self.run_dir)
         return summary
 
 

@@ -1,0 +1,512 @@
+"""The ring/grid mode-collapse protocol (PROTOCOLS.md) over many methods and seeds, as a
+table beside the published numbers.
+
+Why this shape. A *method* is nothing but config overrides on top of a *budget* (the
+networks, optimiser, batch and step count everyone shares) and a *protocol* (the data),
+so every remedy ganscope registers can enter the table with one line here and no code of
+its own: the trainer, the scoring and the population of seeds are the same for all.
+Each (method, protocol) trains all its seeds as ONE population run (`train.seeds=N`),
+whose final evaluation scores 2,500 samples per seed exactly as the protocol asks
+(`train.eval_samples=2500`). Results accumulate in a JSON file keyed by (method,
+protocol, budget, seeds, steps): a finished entry is never trained again, and a
+population interrupted mid-run resumes from its last checkpoint, so a benchmark that
+takes hours can be continued across sessions. The Markdown table is rendered from the
+JSON alone.
+
+Budgets.
+- `paper`: the PacGAN 2-D setting (Lin et al. 2018; profile `pacgan-paper`): G MLP 4x400
+  with batch norm, D maxout 3x200, z of dimension 2, Adam lr 1e-4 beta1 0.8, batch 100,
+  400k iterations. A GPU job: see the arithmetic below.
+- `cpu`: what this 2-core machine affords. G and D 3x128 ReLU MLPs, z 2-d, batch 128,
+  Adam lr 1e-3 (ten times PacGAN's, as the demo profile) decayed by a cosine to 1% so
+  the samples settle into the ring's narrow modes (std 0.01), 4,000 steps.
+  The arithmetic, measured on this machine (one thread, 5-seed populations, shared
+  cores): the plain GAN trains at ~250 seed-steps/s. A method's step costs, relative to
+  it: 1x (minimax, least-squares, hinge, pacgan2), 1.3x (madgan), 1.6-1.8x (pacgan3/4,
+  dragan, ebgan), 2.2x (mrgan), 3.3x (wgan, n_critic 5), 5.5x (wgan-gp and
+  wgan-gp+madgan: n_critic 5 plus the penalty's double backward), 12x (unrolled: 5
+  differentiable D steps per G step) and 32x (minibatch: L1 distances between all pairs
+  of the batch, and their backward). The 16 methods sum to 73 plain-GAN equivalents
+  per protocol, so the table (2 protocols x 5 seeds x 4,000 steps) needs
+  2 x 73 x 5 x 4,000 = 2.9M plain-GAN seed-steps / 250 per s = 11,700 s = 3.2 h of
+  training, ~3.7-4.5 h with the evaluations and the monitor (every 1,000 steps; measured
+  +15-40%): one long session or several, resumed. At 4,000 steps the plain GAN covers the ring's 8 modes
+  with ~80% HQ samples but uneven mass (reverse KL ~0.7) and ~17 of the grid's 25 modes
+  with ~50% HQ: short of convergence, still where the remedies' differences show.
+  The paper budget is 100x the steps at ~15 seed-steps/s (17x the cost per step):
+  2 x 73 x 5 x 400k / 15 = 2.0e7 s, some 7 months here.
+
+Protocols. The ring and the grid share the budget; the grid's only own setting is its
+data (`data.name=grid`). Its modes span [-4, 4]^2 instead of the unit circle, which an
+unbounded linear output layer reaches without a wider output range; a bounded (tanh)
+output would need one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ganscope.config import Config, load_config, piece_params
+from ganscope.errors import ConfigError
+from ganscope.metrics.modes import mean_std
+from ganscope.train.checkpoint import atomic_write_text
+from ganscope.train.log import jsonable
+from ganscope.train.run import CHECKPOINT, Run
+
+JSON_NAME = "protocols.json"
+MARKDOWN_NAME = "protocols.md"
+SAMPLES_PER_SEED = 2500  # PROTOCOLS.md: 2,500 generated samples per run
+DEFAULT_SEEDS = 5
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Shared training settings: a profile (if any) plus overrides, and an honest note."""
+
+    name: str
+    profile: str | None
+    overrides: tuple[str, ...]
+    note: str
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """One of PROTOCOLS.md's 2-D data sets; its overrides select the data."""
+
+    name: str
+    overrides: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Method:
+    """A named remedy: overrides on top of any budget.
+
+    `batch_factor` scales the budget's batch: PacGAN's reference code keeps D's batch at
+    the budget's number of *packs*, so G makes m times as many samples per step (and the
+    batch stays divisible by m whatever the budget).
+    """
+
+    name: str
+    description: str
+    overrides: tuple[str, ...] = ()
+    batch_factor: int = 1
+
+
+def _both_optimizers(*settings: str) -> tuple[str, ...]:
+    """The same optimiser settings (`key=value`) for G and D, as the papers use."""
+    return tuple(f"optimizer.{net}.{s}" for net in ("generator", "discriminator") for s in settings)
+
+
+BUDGETS: dict[str, Budget] = {
+    b.name: b
+    for b in (
+        Budget(
+            "cpu",
+            None,
+            (
+                "noise.dist=gaussian", "noise.z_dim=2",
+                "generator.name=mlp", "generator.hidden=128", "generator.depth=3",
+                "generator.activation=relu", "generator.batch_norm=false",
+                "discriminator.name=mlp", "discriminator.hidden=128", "discriminator.depth=3",
+                "discriminator.activation=relu", "discriminator.maxout_pieces=0",
+                "objective.name=nonsaturating", "scheme.name=alternating",
+                *_both_optimizers("name=adam", "lr=1e-3", "betas=[0.5, 0.999]"),
+                "train.steps=4000", "train.batch_size=128", "train.eval_every=1000",
+                "train.checkpoint_every=1000", "train.lr_schedule=cosine", "train.lr_final_fraction=0.01",
+            ),
+            "Sized for 2 shared CPU cores: 16 methods cost 73 plain-GAN steps per step of the table, "
+            "x 2 protocols x 5 seeds x 4,000 steps = 2.9M plain-GAN seed-steps / ~250 seed-steps/s = 3.2 h of "
+            "training (3.7-4.5 h with evaluations); short of convergence, it ranks methods within this table",
+        ),
+        Budget(
+            "paper",
+            "pacgan-paper",
+            (),
+            "PacGAN's published 2-D setting (Lin et al. 2018); ~15 seed-steps/s on one CPU core, months for "
+            "the whole table: a GPU job",
+        ),
+    )
+}
+
+PROTOCOLS: dict[str, Protocol] = {
+    "ring": Protocol("ring", ("data.name=ring",)),
+    "grid": Protocol("grid", ("data.name=grid",)),
+}
+
+_WGAN_GP = (
+    "objective.name=wgan-gp", "regularizers=[{name: gradient-penalty, weight: 10}]", "scheme.n_critic=5",
+    *_both_optimizers("name=adam", "lr=1e-4", "betas=[0.5, 0.9]"),
+)
+_MADGAN = ("scheme.name=madgan", "scheme.generators=4")
+
+METHODS: dict[str, Method] = {
+    m.name: m
+    for m in (
+        Method("gan", "non-saturating GAN (Goodfellow et al. 2014): the published 'GAN' rows"),
+        Method("gan-minimax", "the original saturating minimax game", ("objective.name=minimax",)),
+        Method("unrolled", "unrolled GAN, K = 5 (Metz et al. 2016)", ("scheme.name=unrolled", "scheme.unroll_steps=5")),
+        *(
+            Method(f"pacgan{m}", f"PacGAN, D judges packs of {m} (Lin et al. 2018)",
+                   (f"d_modifiers=[{{name: pack, m: {m}}}]",), batch_factor=m)
+            for m in (2, 3, 4)
+        ),
+        Method("minibatch", "minibatch discrimination (Salimans et al. 2016)", ("d_modifiers=[{name: minibatch}]",)),
+        Method(
+            "wgan", "WGAN, weight clipping 0.01, RMSProp 5e-5, n_critic 5 (Arjovsky et al. 2017, Alg. 1)",
+            ("objective.name=wgan", "objective.clip=0.01", "scheme.n_critic=5",
+             *_both_optimizers("name=rmsprop", "lr=5e-5")),
+        ),
+        Method("wgan-gp", "WGAN-GP, penalty 10, Adam(1e-4, 0.5, 0.9), n_critic 5 (Gulrajani et al. 2017, Alg. 1)",
+               _WGAN_GP),
+        Method("dragan", "DRAGAN gradient penalty around the real data (Kodali et al. 2017)",
+               ("regularizers=[{name: dragan}]",)),
+        Method("least-squares", "least-squares GAN (Mao et al. 2017)", ("objective.name=least-squares",)),
+        Method("hinge", "hinge loss (Lim & Ye 2017)", ("objective.name=hinge",)),
+        Method("madgan", "MAD-GAN, 4 generators (Ghosh et al. 2018)", _MADGAN),
+        Method("wgan-gp+madgan", "the source material's hybrid: WGAN-GP's critic and MAD-GAN's 4 generators",
+               _WGAN_GP + _MADGAN),
+        Method("ebgan", "EBGAN: autoencoder energy D, margin + pull-away (Zhao et al. 2017)", ("scheme.name=ebgan",)),
+        Method("mrgan", "mode-regularized GAN, MDGAN form (Che et al. 2017)", ("scheme.name=mrgan",)),
+    )
+}
+
+
+@dataclass(frozen=True)
+class PublishedRow:
+    """One published result, as PROTOCOLS.md quotes it: per protocol (modes, HQ %, reverse
+    KL) as printed, with the paper's own error convention named in `source`."""
+
+    method: str
+    source: str
+    runs: str
+    cells: dict[str, tuple[str, str, str]]
+
+
+_NONE = "—"
+
+
+def _pacgan(method: str, ring: tuple[str, str, str], grid: tuple[str, str, str]) -> PublishedRow:
+    return PublishedRow(method, "PacGAN Table 1, ± s.e.", "10", {"ring": ring, "grid": grid})
+
+
+def _modes_hq(method: str, source: str, runs: str, ring: tuple[str, str], grid: tuple[str, str]) -> PublishedRow:
+    return PublishedRow(method, source, runs, {"ring": (*ring, _NONE), "grid": (*grid, _NONE)})
+
+
+#: PROTOCOLS.md's published rows. PacGAN: mean ± standard error over 10 trials at its own
+#: budget (the `paper` budget). VEEGAN: means over 5 runs; GDPP: means, run count not
+#: given in PROTOCOLS.md; neither reports reverse KL.
+PUBLISHED: tuple[PublishedRow, ...] = (
+    _pacgan("GAN", ("6.3 ± 0.5", "98.2 ± 0.2", "0.45 ± 0.09"), ("17.3 ± 0.8", "94.8 ± 0.7", "0.70 ± 0.07")),
+    _pacgan("ALI", ("6.6 ± 0.3", "97.6 ± 0.4", "0.36 ± 0.04"), ("24.1 ± 0.4", "95.7 ± 0.6", "0.14 ± 0.03")),
+    _pacgan("PacGAN2", ("7.9 ± 0.1", "95.6 ± 2.0", "0.07 ± 0.03"), ("23.8 ± 0.7", "91.3 ± 0.8", "0.13 ± 0.04")),
+    _pacgan("PacGAN3", ("7.8 ± 0.1", "97.7 ± 0.3", "0.10 ± 0.02"), ("24.6 ± 0.4", "94.2 ± 0.4", "0.06 ± 0.02")),
+    _pacgan("PacGAN4", ("7.8 ± 0.1", "95.9 ± 1.4", "0.07 ± 0.02"), ("24.8 ± 0.2", "93.6 ± 0.6", "0.04 ± 0.01")),
+    _modes_hq("GAN", "VEEGAN Table 1, mean", "5", ("1", "99.3"), ("3.3", "0.5")),
+    _modes_hq("ALI", "VEEGAN Table 1, mean", "5", ("2.8", "0.13"), ("15.8", "1.6")),
+    _modes_hq("Unrolled GAN (5 steps)", "VEEGAN Table 1, mean", "5", ("7.6", "35.6"), ("23.6", "16")),
+    _modes_hq("VEEGAN", "VEEGAN Table 1, mean", "5", ("8", "52.9"), ("24.6", "40")),
+    _modes_hq("WGAN-GP", "GDPP Table 1, mean", _NONE, ("6.8", "59.6"), ("24.2", "28.7")),
+    _modes_hq("GDPP-GAN", "GDPP Table 1, mean", _NONE, ("8.0", "71.7"), ("24.8", "68.5")),
+)
+
+
+# ---- configs -------------------------------------------------------------------------------
+
+
+def _select(kind: str, names: Iterable[str], table: dict[str, Any]) -> list[str]:
+    """`names` checked against `table`; the first unknown one is a one-line ConfigError."""
+    chosen = list(names)
+    unknown = next((n for n in chosen if n not in table), None)
+    if unknown is not None:
+        raise ConfigError(f"unknown {kind} {unknown!r}; valid: {', '.join(table)}")
+    return chosen
+
+
+def method_config(method: str, protocol: str, budget: str = "cpu", seeds: int = DEFAULT_SEEDS,
+                  steps: int | None = None) -> Config:
+    """The validated config of one (method, protocol) population under a budget; `steps`
+    replaces the budget's step count (smoke runs)."""
+    b, m = BUDGETS[budget], METHODS[method]
+    shared = [*b.overrides, *PROTOCOLS[protocol].overrides, f"train.seeds={seeds}",
+              f"train.eval_samples={SAMPLES_PER_SEED}", *([f"train.steps={steps}"] if steps is not None else [])]
+    overrides = [*shared, *m.overrides]
+    if m.batch_factor != 1:
+        batch = load_config(None, shared, profile=b.profile).train.batch_size
+        overrides.append(f"train.batch_size={batch * m.batch_factor}")
+    return load_config(None, overrides, profile=b.profile)
+
+
+def describe_budget(cfg: Config) -> str:
+    """Steps, batch, networks, noise and optimisers of a config, in one line."""
+    g, d = (piece_params(cfg, net).model_dump() for net in ("generator", "discriminator"))
+    d_units = f"maxout-{d['maxout_pieces']}" if d.get("maxout_pieces", 0) > 1 else d["activation"]
+
+    def optimizer(o: Any) -> str:
+        return f"{o.name} lr {o.lr:g}" + (f" betas ({o.betas[0]:g}, {o.betas[1]:g})" if o.name == "adam" else "")
+
+    opt_g, opt_d = cfg.optimizer.generator, cfg.optimizer.discriminator
+    lr = optimizer(opt_g) if opt_d == opt_g else f"G {optimizer(opt_g)}, D {optimizer(opt_d)}"
+    if cfg.train.lr_schedule != "constant":
+        lr += f", {cfg.train.lr_schedule} decay to {cfg.train.lr_final_fraction:g}x"
+    return (
+        f"{cfg.train.steps:,} steps x batch {cfg.train.batch_size}; "
+        f"G {cfg.generator.name} {g['depth']}x{g['hidden']} {g['activation']}{' + batch norm' * g['batch_norm']}, "
+        f"D {cfg.discriminator.name} {d['depth']}x{d['hidden']} {d_units}; z {cfg.noise.z_dim}-d {cfg.noise.dist}; "
+        f"{lr}"
+    )
+
+
+# ---- running ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Job:
+    """One (method, protocol) population under a budget, with its resolved config."""
+
+    method: str
+    protocol: str
+    budget: str
+    cfg: Config
+
+    @property
+    def key(self) -> tuple[str, str, str, int, int]:
+        return self.method, self.protocol, self.budget, len(self.cfg.seed_list()), self.cfg.train.steps
+
+    def run_dir(self, out: Path) -> Path:
+        _, _, budget, seeds, steps = self.key
+        return out / "runs" / f"{budget}-{steps}steps-{seeds}seeds" / f"{self.protocol}-{self.method}"
+
+    def label(self) -> str:
+        _, _, budget, seeds, steps = self.key
+        return f"{self.protocol} {self.method} ({seeds} seeds x {steps:,} steps, {budget} budget)"
+
+
+def entry_key(entry: dict[str, Any]) -> tuple[str, str, str, int, int]:
+    return entry["method"], entry["protocol"], entry["budget"], entry["n_seeds"], entry["steps"]
+
+
+def plan(protocol: str, methods: Sequence[str] | None = None, budget: str = "cpu",
+         seeds: int = DEFAULT_SEEDS, steps: int | None = None) -> list[Job]:
+    """Every job of the table, configs validated before anything trains, so a bad
+    combination fails in a second rather than hours into a benchmark."""
+    protocols = list(PROTOCOLS) if protocol == "all" else _select("protocol", [protocol], {**PROTOCOLS, "all": None})
+    chosen = _select("method", methods or METHODS, METHODS)
+    _select("budget", [budget], BUDGETS)
+    return [Job(m, p, budget, method_config(m, p, budget, seeds, steps)) for p in protocols for m in chosen]
+
+
+def _population(job: Job, run_dir: Path) -> Run:
+    """The job's run: resumed from its checkpoint when an earlier session was interrupted,
+    else new (a folder without a checkpoint holds no training worth keeping)."""
+    if (run_dir / CHECKPOINT).is_file():
+        run = Run.open(run_dir)
+        if run.cfg.to_dict() != job.cfg.to_dict():
+            raise ConfigError(f"{run_dir} holds a run with another config; move it away to rerun {job.label()}")
+        return run
+    if run_dir.exists():
+        shutil.rmtree(run_dir)
+    return Run.create(job.cfg, run_dir)
+
+
+def run_job(job: Job, out: Path, progress: bool = True) -> dict[str, Any]:
+    """Train one population to the end and return its JSON entry."""
+    run_dir = job.run_dir(out)
+    started = time.perf_counter()
+    run = _population(job, run_dir)
+    resumed_from = run.step
+    summary = run.fit(progress=progress)
+    wall = time.perf_counter() - started
+    method, protocol, budget, n_seeds, steps = job.key
+    base = method_config("gan", protocol, budget, n_seeds)  # the budget as defined, for the table header
+    return {
+        "method": method, "protocol": protocol, "budget": budget, "n_seeds": n_seeds, "steps": steps,
+        "seeds": summary["seeds"],
+        "budget_summary": describe_budget(base),
+        "budget_steps": base.train.steps,
+        "config": describe_budget(job.cfg),
+        "description": METHODS[method].description,
+        "overrides": [*METHODS[method].overrides,
+                      *([f"train.batch_size={job.cfg.train.batch_size}"] if METHODS[method].batch_factor != 1 else [])],
+        "n_modes": summary["scores"][0]["n_modes"],
+        "scores": summary["scores"],
+        **{k: summary[k] for k in summary if k.endswith(("_mean", "_std"))},
+        "verdict": summary["verdict"],
+        "wall_time_s": wall,
+        "resumed_from_step": resumed_from,
+        "seed_steps_per_s": summary["seed_steps_per_s"],
+        "run_dir": str(run_dir),
+        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def load_entries(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    try:
+        return list(json.loads(path.read_text())["entries"])
+    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        raise ConfigError(
+            f"{path} is not a ganscope bench results file ({err}); move it away or choose another --out"
+        ) from None
+
+
+def save_entries(out: Path, entries: list[dict[str, Any]]) -> None:
+    """The JSON and, rendered from it, the Markdown table; written atomically after each
+    job, so an interruption loses at most the population in training."""
+    atomic_write_text(out / JSON_NAME, json.dumps(jsonable({"format": 1, "entries": entries}), indent=2) + "\n")
+    atomic_write_text(out / MARKDOWN_NAME, render_markdown(entries))
+
+
+@dataclass
+class BenchResult:
+    """What one `run_benchmark` call did: its entries (new and already present) and files."""
+
+    entries: list[dict[str, Any]]
+    ran: int
+    skipped: int
+    json_path: Path
+    markdown_path: Path
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"json": str(self.json_path), "markdown": str(self.markdown_path), "ran": self.ran,
+                "skipped": self.skipped, "entries": self.entries}
+
+
+def run_benchmark(jobs: list[Job], out: Path, progress: bool = True) -> BenchResult:
+    """Run every job not yet in `out/protocols.json`, saving after each; progress and one
+    result line per job go to stderr."""
+    out = Path(out)
+    entries = load_entries(out / JSON_NAME)
+    done = {entry_key(e): e for e in entries}
+    mine, ran = [], 0
+    for i, job in enumerate(jobs, start=1):
+        head = f"[{i}/{len(jobs)}] {job.label()}"
+        if job.key in done:
+            print(f"{head}: already in {out / JSON_NAME}, skipped", file=sys.stderr)
+            mine.append(done[job.key])
+            continue
+        print(f"{head} -> {job.run_dir(out)}", file=sys.stderr)
+        entry = run_job(job, out, progress)
+        print(f"{head}: {_result_line(entry)}", file=sys.stderr)
+        entries.append(entry)
+        done[job.key] = entry
+        mine.append(entry)
+        ran += 1
+        save_entries(out, entries)
+    if not ran:
+        save_entries(out, entries)  # re-render, e.g. after a change of the table's layout
+    return BenchResult(mine, ran, len(jobs) - ran, out / JSON_NAME, out / MARKDOWN_NAME)
+
+
+# ---- the table -------------------------------------------------------------------------------
+
+
+def _cell(values: Iterable[float | None], scale: float = 1.0, digits: int = 2) -> str:
+    """mean ± sample std of the finite values, with how many seeds count when some do not."""
+    values = list(values)
+    finite = [scale * v for v in values if v is not None and math.isfinite(v)]
+    if not finite:
+        return "n/a"
+    mean, std = mean_std(finite)
+    text = f"{mean:.{digits}f} ± {std:.{digits}f}"
+    return text if len(finite) == len(values) else f"{text} ({len(finite)} of {len(values)} seeds)"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.1f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
+
+
+def _result_line(entry: dict[str, Any]) -> str:
+    scores = entry["scores"]
+    return (
+        f"{_cell((s['modes_covered'] for s in scores), digits=1)}/{entry['n_modes']} modes, "
+        f"{_cell((s['hq_fraction'] for s in scores), 100, 1)}% HQ, "
+        f"reverse KL {_cell(s['reverse_kl'] for s in scores)} ({_duration(entry['wall_time_s'])})"
+    )
+
+
+def _row(cells: Sequence[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def _ours(entry: dict[str, Any]) -> list[str]:
+    scores = entry["scores"]
+    wall = _duration(entry["wall_time_s"])
+    if entry["resumed_from_step"]:
+        wall += f" (this session, resumed at step {entry['resumed_from_step']:,})"
+    return [
+        f"**{entry['method']}**", "ganscope, ± std", str(entry["n_seeds"]),
+        _cell((s["modes_covered"] for s in scores), digits=1),
+        _cell((s["hq_fraction"] for s in scores), 100, 1),
+        _cell(s["reverse_kl"] for s in scores),
+        wall,
+    ]
+
+
+def _method_order(name: str) -> tuple[int, str]:
+    names = list(METHODS)
+    return (names.index(name), name) if name in METHODS else (len(names), name)
+
+
+def render_markdown(entries: list[dict[str, Any]]) -> str:
+    """The table of every entry, one section per (budget, steps), one table per protocol,
+    the published rows beneath ganscope's."""
+    lines = [
+        "# Mode-collapse protocols: the 2-D ring and grid",
+        "",
+        "Written by `ganscope bench` (`ganscope.bench`) from protocols.json; protocol as in PROTOCOLS.md: "
+        "2,500 samples per seed, a sample is high quality (HQ) within 3 std of its nearest mode, a mode is "
+        "covered by at least one HQ sample, reverse KL = KL(HQ mode histogram || uniform).",
+        "",
+        "± means different things: ganscope rows give the mean ± sample std over their seeds; PacGAN's rows "
+        "give the mean ± standard error over 10 trials (its std is sqrt(10) = 3.2 times larger); the VEEGAN "
+        "and GDPP rows are means without error bars.",
+    ]
+    groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for e in entries:
+        groups.setdefault((e["budget"], e["steps"]), []).append(e)
+    for (budget, steps), group in groups.items():
+        note = BUDGETS[budget].note if budget in BUDGETS else ""
+        lines += [
+            "",
+            f"## {budget} budget, {steps:,} steps",
+            "",
+            f"Budget: {group[0]['budget_summary']}. {note}.",
+            *([f"**These populations ran {steps:,} steps instead of the budget's "
+               f"{group[0]['budget_steps']:,} (`--steps`): a smoke run, not a result.**"]
+              if steps != group[0]["budget_steps"] else []),
+            f"Wall time of these {len(group)} populations: {_duration(sum(e['wall_time_s'] for e in group))}.",
+            "Published rows used other budgets (PacGAN: G 4x400 + batch norm, D maxout 3x200, batch 100, "
+            "~400k iterations; VEEGAN and GDPP: their own settings), so they place the methods, they are not "
+            "targets at this budget.",
+        ]
+        for protocol in dict.fromkeys(e["protocol"] for e in group):
+            rows = sorted((e for e in group if e["protocol"] == protocol), key=lambda e: _method_order(e["method"]))
+            lines += [
+                "",
+                f"### {protocol} ({rows[0]['n_modes']} modes)",
+                "",
+                _row(["method", "source", "seeds", "modes", "HQ %", "reverse KL", "wall time"]),
+                _row(["---"] * 7),
+                *(_row(_ours(e)) for e in rows),
+                *(_row([p.method, p.source, p.runs, *p.cells[protocol], _NONE])
+                  for p in PUBLISHED if protocol in p.cells),
+            ]
+        lines += ["", "Methods (overrides on top of the budget):", ""]
+        described = {e["method"]: e for e in group}
+        for name in sorted(described, key=_method_order):
+            shown = ", ".join(f"`{o}`" for o in described[name]["overrides"]) or "none"
+            lines.append(f"- **{name}**: {described[name]['description']}. Overrides: {shown}")
+    return "\n".join(lines) + "\n"

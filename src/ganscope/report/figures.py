@@ -1,0 +1,390 @@
+"""The report's pictures, each returned as PNG (or GIF) bytes so a page can inline them.
+
+What the source material looks at to tell collapse from dropping (SPEC section 2):
+samples over the real density with the true modes marked, how they move from one
+evaluation to the next, a t-SNE map of real and generated samples side by side, the
+histogram of samples per mode against the true weights, and the loss dynamics with the
+monitor's events on them.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import ParamSpec, TypeVar
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.colors import Colormap, ListedColormap, PowerNorm  # noqa: E402
+from PIL import Image  # noqa: E402
+from scipy.ndimage import gaussian_filter  # noqa: E402
+from sklearn.decomposition import PCA  # noqa: E402
+from sklearn.manifold import TSNE  # noqa: E402
+
+from ganscope.data import ModeOracle  # noqa: E402
+
+DPI = 100
+FAKE = "#e8590c"
+MODE = "#c92a2a"
+MAX_PANELS = 8
+"""Seeds shown with a panel each; a population is summarised by its first seeds."""
+MAX_EVOLUTION_SEEDS = 4
+MAX_EVOLUTION_COLUMNS = 8
+MAX_GIF_FRAMES = 60
+TSNE_POINTS = 600
+"""Real points and generated points (all shown seeds together) in the t-SNE map; t-SNE
+costs about a second per 600 points on one core."""
+MAX_TSNE_SEEDS = 3
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+STYLE = {
+    "font.size": 9, "axes.titlesize": 9, "axes.spines.top": False, "axes.spines.right": False,
+    "axes.edgecolor": "#868e96", "legend.frameon": False,
+}
+"""The report's look, applied per figure so that importing ganscope leaves the user's
+matplotlib settings alone."""
+
+
+def styled(draw: Callable[P, R]) -> Callable[P, R]:
+    @functools.wraps(draw)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        with plt.rc_context(STYLE):
+            return draw(*args, **kwargs)
+
+    return wrapper
+
+
+def _png(fig: plt.Figure) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight", facecolor="white")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def _grid(n: int, cols: int, size: tuple[float, float]) -> tuple[plt.Figure, np.ndarray]:
+    """`n` panels in rows of `cols`, spare axes hidden."""
+    cols = min(n, cols)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(size[0] * cols, size[1] * rows), squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.axis("off")
+    return fig, axes.flat[:n]
+
+
+def _evenly(items: Sequence, k: int) -> list:
+    """At most `k` items spread evenly, always keeping the first and the last."""
+    if len(items) <= k:
+        return list(items)
+    return [items[i] for i in np.unique(np.linspace(0, len(items) - 1, k).round().astype(int))]
+
+
+LINE_COLOURS = "tab10"
+"""Curves' colours, one per seed or per run, in order (pages match them with swatches)."""
+EVENT_COLOURS = ("#7048e8", "#0c8599", "#a61e4d", "#5c940d", "#862e9c", "#495057")
+"""Event kinds' colours, apart from the first seeds' (tab10: blue, orange, green, red)."""
+
+
+def mode_colours(n_modes: int) -> Colormap:
+    """Distinct colours for up to 20 modes (no grey, which means "not covered"), a
+    cyclic map beyond."""
+    if n_modes <= 9:
+        return ListedColormap([c for i, c in enumerate(plt.get_cmap("tab10").colors) if i != 7][:n_modes])
+    if n_modes <= 20:
+        return ListedColormap(plt.get_cmap("tab20").colors[:n_modes])
+    return plt.get_cmap("hsv", n_modes + 1)
+
+
+# ---- samples in the plane ---------------------------------------------------------------
+
+
+@dataclass
+class Plane:
+    """The 2-D view shared by every sample picture of a run: the data's own plane, or
+    the real data's first two principal components, with fixed limits so that pictures
+    of different seeds and evaluations compare at a glance."""
+
+    real: np.ndarray  # (N, 2) projected real points
+    centres: np.ndarray | None  # (K, 2) projected mode centres
+    radii: np.ndarray | None  # (K,) high-quality radius of each mode, 2-D data only
+    lo: np.ndarray
+    hi: np.ndarray
+    axis_names: tuple[str, str]
+    pca: PCA | None = None
+    density: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.density = self._density()
+
+    @classmethod
+    def fit(cls, real: np.ndarray, oracle: ModeOracle, generated: Sequence[np.ndarray]) -> Plane:
+        """`generated` widens the limits (up to 3 times the real data's extent) so that
+        samples far from the data stay in the picture."""
+        flat = real.reshape(len(real), -1)
+        dim = flat.shape[1]
+        pca = PCA(2, random_state=0).fit(flat) if dim > 2 else None
+        centres = getattr(oracle, "centres", None)  # oracles of known centres (mixtures, clustered files)
+        centres_2d = None if centres is None else _to_plane(np.asarray(centres, dtype=np.float64), pca)
+        stds, threshold = getattr(oracle, "stds", None), getattr(oracle, "hq_threshold", None)
+        radii = None if pca is not None or stds is None or threshold is None else np.asarray(stds) * threshold
+        real_2d = _to_plane(flat, pca)
+        lo, hi = real_2d.min(axis=0), real_2d.max(axis=0)
+        centre, half = (lo + hi) / 2, 0.6 * (hi - lo).max() + 1e-6
+        if generated:
+            fake_2d = np.concatenate([_to_plane(g.reshape(-1, dim), pca) for g in generated])
+            f_lo, f_hi = np.percentile(fake_2d, [2, 98], axis=0)
+            half = min(3 * half, max(half, 1.05 * np.abs(np.stack([f_lo, f_hi]) - centre).max()))
+        names = ("PC 1", "PC 2") if pca is not None else ("x1", "x2") if dim == 2 else ("x", "")
+        return cls(real_2d, centres_2d, radii, centre - half, centre + half, names, pca)
+
+    def project(self, samples: np.ndarray) -> np.ndarray:
+        return _to_plane(samples.reshape(len(samples), -1), self.pca)
+
+    def _density(self, bins: int = 180) -> np.ndarray:
+        """A smoothed histogram of the real data: the background of every panel."""
+        counts, _, _ = np.histogram2d(
+            self.real[:, 0], self.real[:, 1], bins=bins, range=[[self.lo[0], self.hi[0]], [self.lo[1], self.hi[1]]]
+        )
+        smooth = gaussian_filter(counts.T, sigma=1.2)
+        return smooth / max(smooth.max(), 1e-12)
+
+    def draw(self, ax: plt.Axes, fake: np.ndarray, title: str, point_size: float = 3) -> plt.Artist:
+        """Real density, true modes (with their high-quality radius in 2-D) and the
+        generated points; returns the points' artist so an animation can move them."""
+        ax.imshow(self.density, origin="lower", extent=(self.lo[0], self.hi[0], self.lo[1], self.hi[1]),
+                  cmap="Blues", norm=PowerNorm(0.4, vmin=0, vmax=1), interpolation="bilinear", aspect="equal")
+        points = ax.scatter(*self.project(fake).T, s=point_size, c=FAKE, alpha=0.55, linewidths=0, rasterized=True)
+        if self.centres is not None:
+            ax.scatter(*self.centres.T, marker="+", s=40, c=MODE, linewidths=1.2, zorder=3)
+        if self.radii is not None:
+            for (x, y), r in zip(self.centres, self.radii, strict=True):
+                ax.add_patch(plt.Circle((x, y), r, fill=False, ec=MODE, lw=0.6, alpha=0.7))
+        ax.set_xlim(self.lo[0], self.hi[0])
+        ax.set_ylim(self.lo[1], self.hi[1])
+        ax.set_title(title)
+        ax.tick_params(labelsize=7, length=2)
+        return points
+
+
+def _to_plane(flat: np.ndarray, pca: PCA | None) -> np.ndarray:
+    """Points in the picture's plane: principal components, the data's own two
+    coordinates, or one coordinate on a line."""
+    if pca is not None:
+        return pca.transform(flat)
+    return flat if flat.shape[1] == 2 else np.column_stack([flat[:, 0], np.zeros(len(flat))])
+
+
+def _bare(ax: plt.Axes) -> plt.Axes:
+    """No ticks: small multiples share the limits of the full-size picture."""
+    ax.set_xticks([])
+    ax.set_yticks([])
+    return ax
+
+
+def _legend(fig: plt.Figure, plane: Plane) -> None:
+    handles = [
+        plt.Rectangle((0, 0), 1, 1, fc=plt.get_cmap("Blues")(0.6), label="real density"),
+        plt.Line2D([], [], ls="", marker="o", ms=4, c=FAKE, label="generated"),
+    ]
+    if plane.centres is not None:
+        label = "true mode (circle: high-quality radius)" if plane.radii is not None else "true mode"
+        handles.append(plt.Line2D([], [], ls="", marker="+", ms=7, c=MODE, label=label))
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), bbox_to_anchor=(0.5, 1.0), fontsize=8)
+
+
+@styled
+def samples_figure(panels: Sequence[tuple[Plane, np.ndarray, str]]) -> bytes:
+    """One panel per (plane, samples, title): the final samples of each seed, or of each run."""
+    fig, axes = _grid(len(panels), 4, (3.3, 3.3))
+    for ax, (plane, fake, title) in zip(axes, panels, strict=True):
+        plane.draw(ax, fake, title)
+        ax.set_xlabel(plane.axis_names[0], fontsize=8)
+        ax.set_ylabel(plane.axis_names[1], fontsize=8)
+    _legend(fig, panels[0][0])
+    fig.tight_layout()
+    return _png(fig)
+
+
+@styled
+def evolution_figure(plane: Plane, frames: Sequence[tuple[int, np.ndarray]], seeds: Sequence[int]) -> bytes:
+    """Rows of seeds, columns of evaluations: where each seed's samples were when."""
+    shown = _evenly(frames, MAX_EVOLUTION_COLUMNS)
+    rows = min(len(seeds), MAX_EVOLUTION_SEEDS)
+    fig, axes = plt.subplots(rows, len(shown), figsize=(1.9 * len(shown), 1.9 * rows + 0.3), squeeze=False)
+    for col, (step, samples) in enumerate(shown):
+        for row in range(rows):
+            ax = axes[row, col]
+            plane.draw(_bare(ax), samples[row], f"step {step}" if row == 0 else "", point_size=1.5)
+            if col == 0:
+                ax.set_ylabel(f"seed {seeds[row]}")
+    _legend(fig, plane)
+    fig.tight_layout(pad=0.4)
+    return _png(fig)
+
+
+@styled
+def animation_gif(plane: Plane, frames: Sequence[tuple[int, np.ndarray]], seeds: Sequence[int]) -> bytes:
+    """The evaluations as an animated GIF, one panel per seed. The still parts are drawn
+    once and each frame only blits the moving points onto them (a few ms a frame)."""
+    shown = _evenly(frames, MAX_GIF_FRAMES)
+    n = min(len(seeds), MAX_EVOLUTION_SEEDS)
+    fig, axes = plt.subplots(1, n, figsize=(2.8 * n, 3.1), squeeze=False, dpi=80)
+    points = [plane.draw(_bare(ax), shown[0][1][i], f"seed {seeds[i]}", point_size=2.5)
+              for i, ax in enumerate(axes.flat)]
+    heading = fig.suptitle(" ")
+    fig.tight_layout(rect=(0, 0, 1, 0.92))
+    for artist in (*points, heading):
+        artist.set_visible(False)
+    fig.canvas.draw()
+    still = fig.canvas.copy_from_bbox(fig.bbox)
+    images = []
+    for step, samples in shown:
+        fig.canvas.restore_region(still)
+        for ax, artist, xy in zip(axes.flat, points, samples, strict=False):
+            artist.set_offsets(plane.project(xy))
+            artist.set_visible(True)
+            ax.draw_artist(artist)
+        heading.set_text(f"step {step}")
+        heading.set_visible(True)
+        fig.draw_artist(heading)
+        rgb = Image.frombuffer("RGBA", fig.canvas.get_width_height(), fig.canvas.buffer_rgba()).convert("RGB")
+        images.append(rgb.quantize(colors=128, method=Image.Quantize.MEDIANCUT))
+    plt.close(fig)
+    buffer = io.BytesIO()
+    durations = [450] * (len(images) - 1) + [2000]  # rest on the final state before looping
+    images[0].save(buffer, format="GIF", save_all=True, append_images=images[1:], duration=durations, loop=0)
+    return buffer.getvalue()
+
+
+# ---- modes ------------------------------------------------------------------------------
+
+
+@styled
+def mode_histogram_figure(counts: Sequence[Sequence[int]], weights: np.ndarray, titles: Sequence[str]) -> bytes:
+    """Each seed's share of high-quality samples per mode against the true weights: a
+    collapsed seed is one tall bar, a dropping seed has empty modes among even bars."""
+    n = min(len(counts), MAX_PANELS)
+    fig, axes = _grid(n, 4, (3.3, 2.3))
+    k = len(weights)
+    colours = mode_colours(k)(np.arange(k))
+    top = max(weights.max(), *(np.max(c) / max(np.sum(c), 1) for c in counts[:n])) * 1.1
+    for ax, c, title in zip(axes, counts, titles, strict=False):
+        share = np.asarray(c, dtype=float) / max(np.sum(c), 1)
+        ax.bar(np.arange(k), share, color=colours, width=0.8)
+        ax.step(np.arange(k + 1) - 0.5, np.append(weights, weights[-1]), where="post", c="#212529", lw=1.2)
+        missing = np.flatnonzero(share == 0)
+        ax.scatter(missing, np.zeros_like(missing), marker="x", c="#868e96", s=14, zorder=3)
+        ax.set_ylim(0, top)
+        ax.set_xticks(np.arange(k) if k <= 12 else np.arange(0, k, max(1, k // 8)))
+        ax.set_title(title)
+        ax.set_xlabel("mode")
+    axes[0].set_ylabel("share of HQ samples")
+    fig.legend(handles=[plt.Line2D([], [], c="#212529", label="true weight"),
+                        plt.Line2D([], [], ls="", marker="x", c="#868e96", label="mode not covered")],
+               loc="lower center", ncol=2, bbox_to_anchor=(0.5, 1.0), fontsize=8)
+    fig.tight_layout()
+    return _png(fig)
+
+
+@styled
+def tsne_figure(
+    real: np.ndarray,
+    real_modes: np.ndarray,
+    fakes: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarray]],
+    n_modes: int,
+) -> bytes:
+    """One t-SNE map of real and generated samples together, drawn side by side.
+
+    `fakes` holds (title, samples, nearest mode, high-quality flag) per seed. A joint
+    embedding puts every panel in the same coordinates, so a cluster present in the real
+    panel and absent from a seed's is a dropped mode; points are coloured by their
+    nearest true mode (grey: low quality) and each mode's cluster is labelled.
+    """
+    flat = [real.reshape(len(real), -1)] + [f[1].reshape(len(f[1]), -1) for f in fakes]
+    joint = np.concatenate(flat)
+    perplexity = min(30.0, (len(joint) - 1) / 3)
+    embedded = TSNE(2, perplexity=perplexity, init="pca", max_iter=400, random_state=0, n_jobs=1).fit_transform(joint)
+    parts = np.split(embedded, np.cumsum([len(f) for f in flat])[:-1])
+    colours = mode_colours(n_modes)
+    fig, axes = plt.subplots(1, len(parts), figsize=(3.4 * len(parts), 3.6), sharex=True, sharey=True, squeeze=False)
+    panels = [("real data", real_modes, np.ones(len(real_modes), bool))] + [(t, m, hq) for t, _, m, hq in fakes]
+    labels = [(k, np.median(parts[0][real_modes == k], axis=0)) for k in range(n_modes) if np.any(real_modes == k)]
+    for ax, xy, (title, modes, hq) in zip(axes.flat, parts, panels, strict=True):
+        ax.scatter(*xy[~hq].T, s=4, c="#ced4da", linewidths=0, rasterized=True)
+        ax.scatter(*xy[hq].T, s=5, c=colours(modes[hq] % colours.N), linewidths=0, rasterized=True)
+        for k, (x, y) in labels:
+            ax.text(x, y, str(k), fontsize=7, ha="center", va="center",
+                    bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "#adb5bd", "alpha": 0.85})
+        _bare(ax).set_title(title)
+    fig.tight_layout()
+    return _png(fig)
+
+
+# ---- curves -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Line:
+    label: str
+    steps: Sequence[float]
+    values: Sequence[float]
+    band: tuple[Sequence[float], Sequence[float]] | None = None  # low and high edge (the spread over seeds)
+
+
+@dataclass(frozen=True)
+class Panel:
+    title: str
+    lines: list[Line]
+    log: bool = False
+
+
+@dataclass(frozen=True)
+class Marker:
+    """A monitor event on the time axis: from the step its evidence started to the step
+    it ended (or the end of training)."""
+
+    kind: str
+    seed: int
+    start: int
+    end: int | None
+
+
+@styled
+def curves_figure(panels: Sequence[Panel], markers: Sequence[Marker] = ()) -> bytes:
+    """Panels of curves sharing the step axis; events as shaded spans with a dashed
+    line where each started, coloured by kind, so the numbers that raised them show."""
+    fig, axes = _grid(len(panels), 4, (3.4, 2.5))
+    palette = plt.get_cmap(LINE_COLOURS)
+    kinds = sorted({m.kind for m in markers})
+    kind_colour = {k: EVENT_COLOURS[i % len(EVENT_COLOURS)] for i, k in enumerate(kinds)}
+    last = max((max(line.steps) for p in panels for line in p.lines if len(line.steps)), default=1)
+    for ax, panel in zip(axes, panels, strict=True):
+        for i, line in enumerate(panel.lines):
+            colour = palette(i % palette.N)
+            ax.plot(line.steps, line.values, lw=1.1, c=colour, label=line.label,
+                    marker="o" if len(line.steps) <= 30 else None, ms=2.5)
+            if line.band is not None:
+                ax.fill_between(line.steps, *line.band, color=colour, alpha=0.15, lw=0)
+        for m in markers:
+            ax.axvspan(m.start, m.end if m.end is not None else last, color=kind_colour[m.kind], alpha=0.04, lw=0)
+            ax.axvline(m.start, color=kind_colour[m.kind], ls="--", lw=0.9)
+        if panel.log:
+            ax.set_yscale("log")
+        ax.set_title(panel.title)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.25)
+    fullest = max(range(len(panels)), key=lambda i: len(panels[i].lines))  # a run may lack a quantity
+    handles, labels = axes[fullest].get_legend_handles_labels()
+    handles += [plt.Line2D([], [], c=kind_colour[k], ls="--", label=f"event: {k}") for k in kinds]
+    labels += [f"event: {k}" for k in kinds]
+    if len(handles) <= 16:
+        fig.legend(handles, labels, loc="lower center", ncol=min(len(handles), 8), bbox_to_anchor=(0.5, 1.0),
+                   fontsize=8)
+    fig.tight_layout()
+    return _png(fig)

@@ -1,0 +1,47 @@
+"""Samples of every evaluation, kept in the run folder for the report's pictures.
+
+The report shows how the samples moved during training (one picture per evaluation and
+an animation), which the final `samples.npy` cannot tell. Each evaluation writes its own
+small file, so a resumed run overwrites the evaluations it repeats and never rewrites
+the others; readers keep only the steps the metrics log still holds.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ganscope.train.checkpoint import atomic_write
+
+SNAPSHOTS = "snapshots"
+SNAPSHOT_SAMPLES = 500
+"""Samples kept per seed and evaluation: enough to show a density, small on disk."""
+
+_NAME = re.compile(r"step_(\d+)\.npy")
+
+
+def save_snapshot(run_dir: Path, step: int, samples: torch.Tensor) -> None:
+    """Keep the first `SNAPSHOT_SAMPLES` of each seed's (S, n, ...) samples as float32."""
+    array = samples[:, :SNAPSHOT_SAMPLES].detach().float().cpu().numpy()
+
+    def write(tmp: Path) -> None:
+        with tmp.open("wb") as handle:
+            np.save(handle, array)
+
+    atomic_write(run_dir / SNAPSHOTS / f"step_{step:06d}.npy", write)
+
+
+def snapshot_steps(run_dir: Path) -> list[int]:
+    """Steps with a snapshot, ascending."""
+    folder = run_dir / SNAPSHOTS
+    if not folder.is_dir():
+        return []
+    return sorted(int(m.group(1)) for p in folder.iterdir() if (m := _NAME.fullmatch(p.name)))
+
+
+def load_snapshot(run_dir: Path, step: int) -> np.ndarray:
+    """The (S, n, ...) samples saved at `step`."""
+    return np.load(run_dir / SNAPSHOTS / f"step_{step:06d}.npy", allow_pickle=False)

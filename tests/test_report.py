@@ -1,0 +1,161 @@
+"""The HTML report on real (tiny) runs: self-contained, complete, animated, comparable,
+t-SNE for n-D data, and rendered by a real browser without a broken image or an error."""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import ganscope
+from ganscope.cli import main
+from ganscope.report import REPORT
+from ganscope.train.snapshots import SNAPSHOT_SAMPLES, snapshot_steps
+
+# The divergence detector at a hair trigger: a run of 60 steps raises events, so the
+# report's events timeline and markers are exercised by real monitor output.
+EVENTFUL = [
+    "train.monitor.detectors.divergence.explode_factor=1.0000001",
+    "train.monitor.detectors.divergence.min_magnitude=1e-9",
+    "train.log_every=5",
+]
+CENTRES_5D = [[3.0 if i == k else 0.0 for i in range(5)] for k in range(4)]
+
+
+def train(run_dir: Path, overrides: list[str]) -> Path:
+    ganscope.Run.create(ganscope.load_config(overrides=overrides), run_dir).fit(progress=False)
+    return run_dir
+
+
+@pytest.fixture
+def ring_run(tmp_path: Path, tiny_overrides: list[str]) -> Path:
+    """Two seeds, evaluations at steps 20, 40 and 60, monitor events."""
+    return train(tmp_path / "nonsaturating-ring", tiny_overrides + EVENTFUL + ["train.steps=60", "train.seeds=2"])
+
+
+def data_uris_only(page: str) -> None:
+    """No resource outside the file: every image inlined, no script, style or link to fetch."""
+    sources = re.findall(r'<img[^>]*\ssrc="([^"]*)"', page)
+    assert sources and all(s.startswith(("data:image/png;base64,", "data:image/gif;base64,")) for s in sources)
+    assert not re.search(r'src="(https?:)?//', page)
+    assert not re.search(r"<link\b|<script\b|@import|url\(", page, re.IGNORECASE)
+
+
+def test_run_report_is_self_contained_and_complete(ring_run: Path) -> None:
+    summary = json.loads((ring_run / "summary.json").read_text())
+    page = (ring_run / REPORT).read_text()
+    data_uris_only(page)
+    assert html.escape(summary["verdict"]) in page
+    seeds_table = page.split('id="seeds"')[1].split("<h2")[0]
+    assert seeds_table.count("<tr>") == 1 + len(summary["seeds"])  # header + one row per seed
+    events = [e for e in summary["events"] if e["status"] == "started"]
+    assert events, "the hair-trigger monitor should have raised events"
+    timeline = page.split('id="events"')[1].split("<h2")[0]
+    assert all(html.escape(e["event"]) in timeline for e in events)
+    assert timeline.count("<tr>") == 1 + len(summary["events"])
+    for picture in ("samples.png", "evolution.png", "training.gif", "modes.png", "curves.png"):
+        assert (ring_run / picture).stat().st_size > 1000, picture
+    assert page.count("<img") == 5
+    assert not (ring_run / "tsne.png").exists()  # 2-D data are shown as they are
+
+
+def test_snapshots_and_gif_have_every_evaluation(ring_run: Path) -> None:
+    evals = sorted({json.loads(line)["step"] for line in (ring_run / "metrics.jsonl").read_text().splitlines()
+                    if json.loads(line)["kind"] == "eval"})
+    assert snapshot_steps(ring_run) == evals == [20, 40, 60]
+    snapshot = np.load(ring_run / "snapshots" / "step_000040.npy")
+    assert snapshot.shape == (2, min(SNAPSHOT_SAMPLES, 500), 2)  # 500: the tiny runs' train.eval_samples
+    assert snapshot.dtype == np.float32
+    with Image.open(ring_run / "training.gif") as gif:
+        assert gif.n_frames == len(evals)
+        assert gif.info["loop"] == 0
+
+
+def test_resumed_run_animates_only_the_evaluations_its_log_keeps(tmp_path: Path, tiny_overrides: list[str]) -> None:
+    run_dir = train(tmp_path / "run", tiny_overrides + ["train.steps=50"])  # evaluations 20, 40 and the final 50
+    ganscope.Run.open(run_dir, ["train.steps=60"]).fit(progress=False)
+    assert snapshot_steps(run_dir) == [20, 40, 50, 60]  # 50 is no evaluation of the longer run
+    with Image.open(run_dir / "training.gif") as gif:
+        assert gif.n_frames == 3
+
+
+def test_compare_two_runs_from_the_cli(ring_run: Path, tmp_path: Path, tiny_overrides: list[str], capsys) -> None:
+    other = train(tmp_path / "least-squares-ring", tiny_overrides + ["train.steps=40", "objective.name=least-squares"])
+    out = tmp_path / "both.html"
+    assert main(["report", str(ring_run), str(other), "-o", str(out)]) == 0
+    assert capsys.readouterr().out.strip() == str(out)
+    page = out.read_text()
+    data_uris_only(page)
+    assert ring_run.name in page and other.name in page
+    assert "objective.name" in page  # the config difference is listed
+    (ring_run / REPORT).unlink()
+    assert main(["report", str(ring_run)]) == 0
+    assert (ring_run / REPORT).is_file()
+    assert main(["report", str(tmp_path / "missing")]) == 2
+
+
+def test_nd_mixture_report_has_a_tsne_map(tmp_path: Path, tiny_overrides: list[str]) -> None:
+    run = train(tmp_path / "mixture5d", tiny_overrides + [
+        "data.name=mixture", f"data.centres={json.dumps(CENTRES_5D)}", "data.std=0.1", "train.steps=40",
+    ])
+    with Image.open(run / "tsne.png") as tsne:
+        assert tsne.width > 600 and tsne.height > 200
+    page = (run / REPORT).read_text()
+    assert "t-SNE map of real and generated samples" in page
+    assert "principal components" in page
+
+
+@pytest.fixture
+def chromium() -> str:
+    """Debian's Chromium; under CI (CI=true) its absence is a failure, not a skip."""
+    found = shutil.which("chromium")
+    if found is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("chromium is not installed; .ci/run installs it with apt-get install chromium")
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    return found
+
+
+# Injected first in <head>: records console errors, uncaught exceptions and failed loads,
+# then on load writes what the browser decoded into the DOM for --dump-dom to print.
+PROBE = """<script>
+window.gsErrors = [];
+const gsConsoleError = console.error.bind(console);
+console.error = (...args) => { window.gsErrors.push(args.map(String).join(" ")); gsConsoleError(...args); };
+window.addEventListener("error", e => window.gsErrors.push(e.message || "failed to load " + e.target.tagName), true);
+window.addEventListener("load", () => {
+  const images = Array.from(document.images);
+  const out = document.createElement("pre");
+  out.id = "gs-probe";
+  out.textContent = JSON.stringify({
+    widths: images.map(i => i.complete ? i.naturalWidth : 0), errors: window.gsErrors,
+    sections: Array.from(document.querySelectorAll("h2")).map(h => h.textContent)});
+  document.body.appendChild(out);
+});
+</script>"""
+
+
+def test_report_renders_in_headless_chromium(chromium: str, ring_run: Path, tmp_path: Path) -> None:
+    probed = tmp_path / "probed.html"
+    probed.write_text((ring_run / REPORT).read_text().replace("<head>", "<head>" + PROBE, 1))
+    result = subprocess.run(
+        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--no-first-run", "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
+         "--enable-logging=stderr", "--v=0", "--virtual-time-budget=5000", "--dump-dom", probed.as_uri()],
+        capture_output=True, text=True, timeout=180, check=False,
+    )
+    found = re.search(r'<pre id="gs-probe">(.*?)</pre>', result.stdout, re.DOTALL)
+    assert found, f"chromium did not render the page (exit {result.returncode}): {result.stderr[-2000:]}"
+    probe = json.loads(html.unescape(found.group(1)))
+    assert len(probe["widths"]) == 5 and all(w > 0 for w in probe["widths"]), probe["widths"]
+    assert probe["errors"] == []
+    assert not re.findall(r".*:CONSOLE[:(].*", result.stderr)  # nothing reached the browser console
+    assert {"Seeds", "Events", "Samples", "Modes", "Curves"} <= set(probe["sections"])
