@@ -80,6 +80,24 @@ def test_gradient_penalty_on_quadratic_critic_at_known_interpolates() -> None:
     torch.testing.assert_close(penalty, torch.tensor(expected))
 
 
+def test_gradient_penalty_keeps_the_fakes_graph_and_float64() -> None:
+    # Fakes that carry a graph (the unrolled GAN's) keep it through the interpolates, and a
+    # float64 critic gets a float64 penalty: its gradient to the fakes is the closed form's.
+    a = torch.tensor([0.5, 2.0], dtype=torch.float64)
+    real, fake = (b.double() for b in batches((2, 5, 3)))
+    fake.requires_grad_()
+    critic = lambda x: 0.5 * a.view(2, 1, 1) * x.square().sum(dim=2, keepdim=True)  # noqa: E731
+    penalty = build("gradient-penalty").penalty(critic, real, fake, PopulationRandom([3, 4], "penalty"))
+    assert penalty.dtype == torch.float64
+    eps = PopulationRandom([3, 4], "penalty").rand(5, 1).double()
+    x_hat = eps * real + (1 - eps) * fake
+    expected = (a.view(2, 1) * torch.linalg.vector_norm(x_hat, dim=2) - 1).square().mean(dim=1)
+    torch.testing.assert_close(penalty, expected, rtol=1e-14, atol=0)
+    (grad,) = torch.autograd.grad(penalty.sum(), fake)
+    (expected_grad,) = torch.autograd.grad(expected.sum(), fake)
+    torch.testing.assert_close(grad, expected_grad, rtol=1e-12, atol=1e-14)
+
+
 def test_interpolation_weight_is_one_per_sample_not_per_pixel() -> None:
     # real = 1, fake = 0, so x_hat = eps: every pixel of a sample must carry the same eps.
     shape = (2, 8, 3, 4, 4)

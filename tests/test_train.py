@@ -40,6 +40,19 @@ def test_population_with_batch_norm_matches_too(tiny_overrides) -> None:
     assert [s["g_loss"][1] for s in together] == pytest.approx([s["g_loss"][0] for s in alone], abs=1e-5)
 
 
+def test_bf16_trains_with_batch_norm(tiny_overrides) -> None:
+    extra = ["generator.batch_norm=true", "discriminator.batch_norm=true", "train.precision=bf16", "train.seeds=2"]
+    run = ganscope.Run(ganscope.load_config(overrides=tiny_overrides + extra), Path("unused"))
+    for _ in range(5):
+        out = run.scheme.train_step(diagnostics=True)
+        for key in ("d_loss", "g_loss", "d_grad_norm", "g_grad_norm"):
+            assert torch.isfinite(out[key]).all(), key
+    stats = {k: v for k, v in run.scheme.modules["generator"].state_dict().items() if k.endswith("running_mean")}
+    assert stats and all(v.dtype == torch.float32 and v.abs().sum() > 0 for v in stats.values())
+    run.scheme.train(False)  # evaluation normalises with the running statistics
+    assert torch.isfinite(run.scheme.generate(run.parts.noise_batch(32))).all()
+
+
 def _weights(run_dir: Path) -> dict[str, torch.Tensor]:
     state = torch.load(run_dir / CHECKPOINT, weights_only=True)
     return {f"{m}.{k}": v for m, sd in state["modules"].items() for k, v in sd.items()}

@@ -14,9 +14,8 @@ import torch
 import ganscope
 from ganscope.config import piece_params
 from ganscope.errors import ConfigError
-from ganscope.objectives.base import per_seed_mean
-from ganscope.regularizers.base import Critic, Regularizer, RegularizerParams
-from ganscope.regularizers.gradient_penalty import per_sample_uniform
+from ganscope.regularizers.base import Critic
+from ganscope.regularizers.gradient_penalty import GradientPenalty
 from ganscope.schemes import SCHEMES, Parts
 from ganscope.schemes.unrolled import DifferentiableAdam, Unrolled, UnrollDraws
 from ganscope.seeding import PopulationRandom
@@ -44,18 +43,18 @@ OPTIMIZERS = {
 }
 
 
-class ExactInterpolatePenalty(Regularizer):
-    """WGAN-GP's penalty E (||grad D(x_hat)||_2 - 1)^2, x_hat = eps x + (1 - eps) G(z), kept
-    in float64 and with x_hat's dependence on G, so that f_K is exactly the function whose
-    finite differences we take (the library's penalty rounds to float32 and detaches G(z))."""
+# WGAN-GP with the library's own gradient penalty, which keeps the surrogate fakes' graph to
+# G in its interpolates and computes in float64 here, so f_K is exactly the function whose
+# finite differences we take.
+WGAN_GP = ["objective.name=wgan-gp", "regularizers=[{name: gradient-penalty, weight: 1.0}]"]
+
+
+class DetachedFakesPenalty(GradientPenalty):
+    """The gradient penalty with G cut out of its interpolates x_hat = eps x + (1 - eps) G(z),
+    as the library's once was: the same values, a biased unrolled gradient."""
 
     def penalty(self, critic: Critic, real: torch.Tensor, fake: torch.Tensor, rng: PopulationRandom) -> torch.Tensor:
-        eps = per_sample_uniform(rng, real)
-        points = eps * real + (1 - eps) * fake
-        if not points.requires_grad:  # the real D step's fakes carry no graph
-            points.requires_grad_()
-        (grad,) = torch.autograd.grad(critic(points).sum(), points, create_graph=True)
-        return per_seed_mean((torch.linalg.vector_norm(grad, dim=2) - 1).square())
+        return super().penalty(critic, real, fake.detach(), rng)
 
 
 @pytest.fixture
@@ -68,11 +67,10 @@ def float64() -> Iterator[None]:
         torch.set_default_dtype(previous)
 
 
-def build(overrides: list[str], warmup: int = 2, regularizers: dict[str, Regularizer] | None = None) -> Unrolled:
+def build(overrides: list[str], warmup: int = 2) -> Unrolled:
     """An unrolled scheme after `warmup` training steps, so D's optimiser has state."""
     cfg = ganscope.load_config(overrides=TINY + overrides)
     parts = Parts.from_config(cfg)
-    parts.regularizers.update(regularizers or {})
     scheme = SCHEMES.get(cfg.scheme.name)(parts, piece_params(cfg, "scheme"))
     for _ in range(warmup):
         scheme.train_step()
@@ -112,11 +110,8 @@ def probe_gradients(scheme: Unrolled, draws: UnrollDraws) -> tuple[torch.Tensor,
 @pytest.mark.parametrize("case", ["sgd", "adam", "adam+penalty"])
 def test_gradient_matches_finite_differences_of_the_unrolled_loss(float64, case: str, seeds: str) -> None:
     optimizer, _, penalty = case.partition("+")
-    # WGAN-GP, its gradient penalty swapped for the exact twin above.
-    extra = ["objective.name=wgan-gp", "regularizers=[{name: gradient-penalty}]"] if penalty else []
-    regularizers = {"gradient-penalty": ExactInterpolatePenalty(RegularizerParams(weight=1.0))} if penalty else {}
-    scheme = build(OPTIMIZERS[optimizer] + extra + [f"train.seeds={seeds}", "scheme.unroll_steps=3"],
-                   regularizers=regularizers)
+    extra = WGAN_GP if penalty else []
+    scheme = build(OPTIMIZERS[optimizer] + extra + [f"train.seeds={seeds}", "scheme.unroll_steps=3"])
     draws = scheme.draw()
     analytic, numeric = probe_gradients(scheme, draws)
     torch.testing.assert_close(analytic, numeric, rtol=1e-5, atol=1e-8)
@@ -124,6 +119,23 @@ def test_gradient_matches_finite_differences_of_the_unrolled_loss(float64, case:
     # Differentiating through the updates matters: K = 0 (same G noise) gives another gradient.
     plain, _ = probe_gradients(scheme, UnrollDraws(draws.g_noise, (), ()))
     assert (analytic - plain).abs().max() > 1e-2 * analytic.abs().max()
+
+
+def test_gradient_penalty_passes_the_fakes_gradient_to_g(float64) -> None:
+    scheme = build(OPTIMIZERS["adam"] + WGAN_GP + ["scheme.unroll_steps=3"])
+    draws, stream = scheme.draw(), scheme.parts.streams["penalty"]
+    state = stream.get_state()
+    analytic, numeric = probe_gradients(scheme, draws)
+    torch.testing.assert_close(analytic, numeric, rtol=1e-5, atol=1e-8)
+
+    # Detaching the fakes leaves f_K's values alone but drops the path from G through the
+    # interpolates into D's surrogate updates: the gradient is then visibly wrong.
+    penalty = scheme.parts.regularizers["gradient-penalty"]
+    scheme.parts.regularizers["gradient-penalty"] = DetachedFakesPenalty(penalty.params)
+    stream.set_state(state)  # the same interpolation weights
+    biased, same_numeric = probe_gradients(scheme, draws)
+    torch.testing.assert_close(same_numeric, numeric, rtol=0, atol=0)
+    assert (biased - numeric).abs().max() > 1e-2 * numeric.abs().max()
 
 
 @pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))

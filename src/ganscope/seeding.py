@@ -8,12 +8,22 @@ follows exactly the trajectory of seed 3 trained alone.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
 
 STREAMS = ("init", "noise", "data", "penalty", "eval", "report")
+
+
+_PARALLEL_DRAW_MIN = 1 << 15
+
+
+@functools.cache
+def _draw_pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=max(1, torch.get_num_threads()), thread_name_prefix="ganscope-rng")
 
 
 def stream_seed(seed: int, stream: str, *extra: int) -> int:
@@ -33,15 +43,25 @@ class PopulationRandom:
         self.generators = [make_generator(s, stream, *extra) for s in seeds]
 
     def randn(self, *shape: int) -> torch.Tensor:
-        out = torch.empty(len(self.generators), *shape)
-        for row, g in zip(out, self.generators):
-            row.normal_(generator=g)
-        return out
+        return self._fill(shape, lambda row, g: row.normal_(generator=g))
 
     def rand(self, *shape: int) -> torch.Tensor:
+        return self._fill(shape, lambda row, g: row.uniform_(generator=g))
+
+    def _fill(self, shape: tuple[int, ...], draw: Callable[[torch.Tensor, torch.Generator], object]) -> torch.Tensor:
+        """Fill one row per seed from that seed's generator.
+
+        PyTorch draws random numbers on one core, and noise for a large z_dim is a fifth of
+        a population step, so big draws run on a small thread pool (one generator per
+        thread at a time: the numbers are identical to a sequential draw).
+        """
         out = torch.empty(len(self.generators), *shape)
-        for row, g in zip(out, self.generators):
-            row.uniform_(generator=g)
+        pairs = list(zip(out, self.generators))
+        if len(pairs) > 1 and out[0].numel() >= _PARALLEL_DRAW_MIN:
+            list(_draw_pool().map(lambda pair: draw(*pair), pairs))
+        else:
+            for row, g in pairs:
+                draw(row, g)
         return out
 
     def get_state(self) -> torch.Tensor:

@@ -15,6 +15,11 @@ import torch
 from torch import nn
 
 
+def at_least_float32(x: torch.Tensor) -> torch.Tensor:
+    """`x` in float32 or wider: bf16 (as autocast computes it) is promoted, float64 kept."""
+    return x.to(torch.promote_types(x.dtype, torch.float32))
+
+
 class PopulationModule(nn.Module):
     """A module whose own parameters have a leading seed dimension of size `n_seeds`."""
 
@@ -58,7 +63,13 @@ class PopLinear(PopulationModule):
 
 
 class PopBatchNorm(PopulationModule):
-    """Batch normalisation over the batch axis of (S, B, C), statistics per seed."""
+    """Batch normalisation over the batch axis of (S, B, C), statistics per seed.
+
+    Under bf16 autocast the input arrives in bf16 (the previous layer's matrix multiply);
+    the statistics are computed in at least float32 and accumulated into the float32
+    running buffers, so that bf16 rounding (8 significant bits) reaches neither. The
+    output is float32 then too; the next matrix multiply casts it back under autocast.
+    """
 
     def __init__(self, n_seeds: int, features: int, momentum: float = 0.1, eps: float = 1e-5) -> None:
         super().__init__()
@@ -76,13 +87,15 @@ class PopBatchNorm(PopulationModule):
             self.running_var.fill_(1.0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = at_least_float32(x)
         if self.training:
             mean = x.mean(dim=1, keepdim=True)
             var = x.var(dim=1, unbiased=False, keepdim=True)
             with torch.no_grad():
                 n = x.shape[1]
-                self.running_mean.lerp_(mean.detach(), self.momentum)
-                self.running_var.lerp_(var.detach() * n / max(n - 1, 1), self.momentum)
+                running = self.running_mean.dtype
+                self.running_mean.lerp_(mean.detach().to(running), self.momentum)
+                self.running_var.lerp_((var.detach() * n / max(n - 1, 1)).to(running), self.momentum)
         else:
             mean, var = self.running_mean, self.running_var
         return (x - mean) * torch.rsqrt(var + self.eps) * self.weight + self.bias

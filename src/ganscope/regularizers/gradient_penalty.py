@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from pydantic import NonNegativeFloat
 
+from ganscope.nets.layers import at_least_float32
 from ganscope.objectives.base import per_seed_mean
 from ganscope.regularizers.base import REGULARIZERS, Critic, Regularizer, RegularizerParams
 from ganscope.seeding import PopulationRandom
@@ -23,10 +24,17 @@ def gradient_norm_penalty(critic: Critic, points: torch.Tensor, target: float = 
     does not couple the samples of a batch (no batch norm or minibatch features), the
     setting in which both papers define the penalty. `create_graph` keeps the gradient
     differentiable, so the penalty trains D's parameters.
+
+    Points that already require grad keep their graph: the unrolled GAN's surrogate D
+    steps interpolate towards fakes G(z) that carry their graph to G, and G's gradient
+    through the penalty is part of the surrogate's true gradient. Ordinary D steps make
+    their fakes without gradient, so there the points become a fresh leaf. The norms are
+    taken in at least float32 (bf16 promoted, float64 kept).
     """
-    points = points.detach().requires_grad_(True)
+    if not points.requires_grad:
+        points = points.detach().requires_grad_(True)
     (grad,) = torch.autograd.grad(critic(points).sum(), points, create_graph=True)
-    norms = torch.linalg.vector_norm(grad.float().flatten(2), dim=2)
+    norms = torch.linalg.vector_norm(at_least_float32(grad).flatten(2), dim=2)
     return per_seed_mean((norms - target).square())
 
 
@@ -57,7 +65,7 @@ class GradientPenalty(Regularizer):
         self, critic: Critic, real: torch.Tensor, fake: torch.Tensor, rng: PopulationRandom
     ) -> torch.Tensor:
         eps = per_sample_uniform(rng, real)
-        return gradient_norm_penalty(critic, eps * real + (1 - eps) * fake.detach())
+        return gradient_norm_penalty(critic, eps * real + (1 - eps) * fake)
 
 
 class DraganParams(RegularizerParams):

@@ -14,16 +14,19 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import torch
+from pydantic import PositiveInt
 from torch import nn
 
 from ganscope.config import Config, OptimizerConfig, d_modifier_params, piece_params, regularizer_params
 from ganscope.data import DATASETS, Dataset
 from ganscope.nets import D_MODIFIERS, DISCRIMINATORS, GENERATORS, init_population
 from ganscope.nets.discriminator import ExtensionFactory
+from ganscope.nets.layers import at_least_float32
 from ganscope.nets.modifiers import DiscriminatorModifier, apply_modifiers
 from ganscope.objectives import OBJECTIVES, Objective
 from ganscope.registry import Params, new_registry
 from ganscope.regularizers import REGULARIZERS, Regularizer
+from ganscope.regularizers.base import Critic
 from ganscope.seeding import PopulationRandom
 
 SCHEMES = new_registry("scheme", "schemes")
@@ -138,7 +141,7 @@ def frozen(module: nn.Module) -> Iterator[None]:
 
 
 def real_and_fake_logits(
-    critic: nn.Module, real: torch.Tensor, fake: torch.Tensor
+    critic: Critic, real: torch.Tensor, fake: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """D on both batches; one forward pass on their concatenation unless D couples samples.
 
@@ -158,6 +161,54 @@ def grad_norm_per_seed(module: nn.Module) -> torch.Tensor:
     return torch.stack(squares).sum(dim=0).sqrt()
 
 
+def add_penalties(
+    parts: Parts,
+    critic: Critic,
+    real: torch.Tensor,
+    fake: torch.Tensor,
+    loss: torch.Tensor,
+    out: dict[str, torch.Tensor],
+    prefix: str = "",
+) -> torch.Tensor:
+    """`loss` plus the config's regularisers' weighted penalties of `critic` on `real` and
+    `fake`, per seed (S,); each penalty goes unweighted into `out` as `<prefix>penalty_<name>`."""
+    for name, reg in parts.regularizers.items():
+        penalty = reg.penalty(critic, real, fake, parts.streams["penalty"])
+        out[f"{prefix}penalty_{name}"] = penalty.detach()
+        loss = loss + reg.weight * penalty
+    return loss
+
+
+def objective_critic_loss(
+    parts: Parts, critic: Critic, real: torch.Tensor, fake: torch.Tensor, prefix: str = ""
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """D's per-seed loss in the objective's game on one pair of batches: the objective's
+    d_loss on the logits (in at least float32) plus the weighted penalties; and the log
+    (`<prefix>d_loss` and the penalties, detached)."""
+    real_logits, fake_logits = real_and_fake_logits(critic, real, fake)
+    loss = parts.objective.d_loss(at_least_float32(real_logits), at_least_float32(fake_logits))
+    out = {f"{prefix}d_loss": loss.detach()}
+    return add_penalties(parts, critic, real, fake, loss, out, prefix), out
+
+
+def apply_update(
+    optimizer: torch.optim.Optimizer,
+    loss: torch.Tensor,
+    module: nn.Module,
+    diagnostics: bool,
+    key: str,
+    inputs: Sequence[torch.Tensor] | None = None,
+) -> dict[str, torch.Tensor]:
+    """One optimiser step on the per-seed `loss` summed over seeds (each seed's gradient is
+    its own). Returns `{key: grad_norm_per_seed(module)}` when `diagnostics` is set, else
+    nothing. `inputs` limits the backward pass to those leaves (default: all of them)."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.sum().backward(inputs=inputs)
+    out = {key: grad_norm_per_seed(module)} if diagnostics else {}
+    optimizer.step()
+    return out
+
+
 class Scheme(ABC):
     """One training step of a GAN method over a population of seeds."""
 
@@ -172,10 +223,77 @@ class Scheme(ABC):
         """One iteration; returns per-seed scalars (S,) such as losses and, when
         `diagnostics` is set, gradient norms."""
 
-    @abstractmethod
+    @torch.no_grad()
     def generate(self, z: torch.Tensor) -> torch.Tensor:
-        """Samples (S, n, *sample_shape) from noise (S, n, z_dim), networks in eval mode."""
+        """Samples (S, n, *sample_shape) from noise (S, n, z_dim), networks in eval mode:
+        by default those of the module named "generator"; a scheme with several
+        generators overrides this."""
+        return self.modules["generator"](z).float()
 
     def train(self, mode: bool = True) -> None:
         for module in self.modules.values():
             module.train(mode)
+
+
+class TwoPlayerParams(Params):
+    n_critic: PositiveInt = 1
+
+
+class TwoPlayer(Scheme):
+    """A generator and a discriminator trained in turns: `n_critic` D steps, each on fresh
+    real and fake batches, then one G step on fresh noise (Goodfellow et al. 2014, Alg. 1).
+
+    A scheme says what its losses are (`critic_loss`, `generator_loss`) and, if G alone
+    does not make them, how fakes are made (`fakes`); the steps around them are shared:
+    fakes for D made without gradient, D frozen in G's step, mixed precision, the optimiser
+    update and, after each D update, the objective's projection of D (WGAN's clipping).
+    """
+
+    params: TwoPlayerParams
+
+    def __init__(self, parts: Parts, params: TwoPlayerParams, generator: nn.Module, discriminator: nn.Module) -> None:
+        """`generator` is everything G's optimiser trains (and its gradient norm covers)."""
+        super().__init__(parts, params)
+        self.generator = generator
+        self.discriminator = discriminator
+        self.modules = {"generator": generator, "discriminator": discriminator}
+        optim = parts.cfg.optimizer
+        self.optimizers = {
+            "generator": new_optimizer(list(generator.parameters()), optim.generator),
+            "discriminator": new_optimizer(list(discriminator.parameters()), optim.discriminator),
+        }
+
+    def fakes(self) -> torch.Tensor:
+        """A fake batch from fresh noise."""
+        return self.generator(self.parts.noise_batch())
+
+    @abstractmethod
+    def critic_loss(self, real: torch.Tensor, fake: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """D's per-seed loss on `real` against `fake` (penalties included) and its log."""
+
+    @abstractmethod
+    def generator_loss(self) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """G's per-seed loss on fresh fakes and its log (D is frozen meanwhile)."""
+
+    def d_step(self, diagnostics: bool) -> dict[str, torch.Tensor]:
+        parts = self.parts
+        real = parts.real_batch()
+        with parts.autocast():
+            with torch.no_grad():
+                fake = self.fakes()
+            loss, out = self.critic_loss(real, fake)
+        out.update(apply_update(self.optimizers["discriminator"], loss, self.discriminator, diagnostics, "d_grad_norm"))
+        parts.objective.constrain(self.discriminator)
+        return out
+
+    def g_step(self, diagnostics: bool) -> dict[str, torch.Tensor]:
+        with self.parts.autocast(), frozen(self.discriminator):
+            loss, out = self.generator_loss()
+        out.update(apply_update(self.optimizers["generator"], loss, self.generator, diagnostics, "g_grad_norm"))
+        return out
+
+    def train_step(self, diagnostics: bool = False) -> dict[str, torch.Tensor]:
+        for _ in range(self.params.n_critic):
+            out = self.d_step(diagnostics)
+        out.update(self.g_step(diagnostics))
+        return out

@@ -51,20 +51,11 @@ from ganscope.objectives.energy import (
     pull_away_term,
     reconstruction_energy,
 )
-from ganscope.schemes.alternating import AlternatingParams
-from ganscope.schemes.base import (
-    SCHEMES,
-    Parts,
-    Scheme,
-    frozen,
-    grad_norm_per_seed,
-    new_optimizer,
-    real_and_fake_logits,
-)
+from ganscope.schemes.base import SCHEMES, Parts, TwoPlayer, TwoPlayerParams, add_penalties, real_and_fake_logits
 from ganscope.seeding import PopulationRandom
 
 
-class EBGANParams(AlternatingParams):
+class EBGANParams(TwoPlayerParams):
     margin: PositiveFloat = 1.0
     pt_weight: NonNegativeFloat = 0.1
     code_dim: PositiveInt = 32
@@ -93,26 +84,21 @@ class EnergyDiscriminator(nn.Module):
     "autoencoder D, energy = reconstruction error, margin loss + pull-away term (Zhao et al. 2017)",
     EBGANParams,
 )
-class EBGAN(Scheme):
-    """`n_critic` autoencoder steps on L_D, then one G step on L_G (see the module docstring)."""
+class EBGAN(TwoPlayer):
+    """`n_critic` autoencoder steps on L_D, then one G step on L_G (see the module docstring).
+    The objective is the default one, so the shared D step's projection is none."""
 
     params: EBGANParams
+    discriminator: EnergyDiscriminator
 
     def __init__(self, parts: Parts, params: EBGANParams) -> None:
-        super().__init__(parts, params)
-        self.generator = parts.new_generator()
+        generator = parts.new_generator()
         autoencoder = AUTOENCODERS.get(parts.cfg.discriminator.name)(
             piece_params(parts.cfg, "discriminator"), parts.n_seeds, parts.data.sample_shape, params.code_dim
         )
         # D's own initialisation stream (role 1, as `Parts.new_discriminator` uses).
         init_population(autoencoder, PopulationRandom(parts.seeds, "init", 1, 0).generators)
-        self.discriminator = EnergyDiscriminator(autoencoder)
-        self.modules = {"generator": self.generator, "discriminator": self.discriminator}
-        optim = parts.cfg.optimizer
-        self.optimizers = {
-            "generator": new_optimizer(list(self.generator.parameters()), optim.generator),
-            "discriminator": new_optimizer(list(self.discriminator.parameters()), optim.discriminator),
-        }
+        super().__init__(parts, params, generator, EnergyDiscriminator(autoencoder))
 
     @classmethod
     def check_config(cls, params: EBGANParams, cfg: Config) -> str | None:
@@ -134,50 +120,20 @@ class EBGAN(Scheme):
             return "ebgan's pull-away term compares pairs of samples; use train.batch_size >= 2 or pt_weight=0"
         return None
 
-    def d_step(self, diagnostics: bool) -> dict[str, torch.Tensor]:
-        parts, opt = self.parts, self.optimizers["discriminator"]
-        real = parts.real_batch()
-        with parts.autocast():
-            with torch.no_grad():
-                fake = self.generator(parts.noise_batch())
-            real_energy, fake_energy = (e.float() for e in real_and_fake_logits(self.discriminator, real, fake))
-            loss = margin_discriminator_loss(real_energy, fake_energy, self.params.margin)
-            out = {
-                "d_loss": loss.detach(),
-                "real_energy": per_seed_mean(real_energy.detach()),
-                "fake_energy": per_seed_mean(fake_energy.detach()),
-            }
-            for name, reg in parts.regularizers.items():
-                penalty = reg.penalty(self.discriminator, real, fake, parts.streams["penalty"])
-                out[f"penalty_{name}"] = penalty.detach()
-                loss = loss + reg.weight * penalty
-        opt.zero_grad(set_to_none=True)
-        loss.sum().backward()
-        if diagnostics:
-            out["d_grad_norm"] = grad_norm_per_seed(self.discriminator)
-        opt.step()
-        return out
+    def critic_loss(self, real: torch.Tensor, fake: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """L_D (Eq. 1) on the energies plus the penalties of the energy; logs both energies."""
+        real_energy, fake_energy = (e.float() for e in real_and_fake_logits(self.discriminator, real, fake))
+        loss = margin_discriminator_loss(real_energy, fake_energy, self.params.margin)
+        out = {
+            "d_loss": loss.detach(),
+            "real_energy": per_seed_mean(real_energy.detach()),
+            "fake_energy": per_seed_mean(fake_energy.detach()),
+        }
+        return add_penalties(self.parts, self.discriminator, real, fake, loss, out), out
 
-    def g_step(self, diagnostics: bool) -> dict[str, torch.Tensor]:
-        parts, opt = self.parts, self.optimizers["generator"]
-        with parts.autocast(), frozen(self.discriminator):
-            energy, code = self.discriminator.energy_and_code(self.generator(parts.noise_batch()))
-            pull_away = pull_away_term(code.float())
-            loss = energy_generator_loss(energy.float()) + self.params.pt_weight * pull_away
-        opt.zero_grad(set_to_none=True)
-        loss.sum().backward()
-        out = {"g_loss": loss.detach(), "pull_away": pull_away.detach()}
-        if diagnostics:
-            out["g_grad_norm"] = grad_norm_per_seed(self.generator)
-        opt.step()
-        return out
-
-    def train_step(self, diagnostics: bool = False) -> dict[str, torch.Tensor]:
-        for _ in range(self.params.n_critic):
-            out = self.d_step(diagnostics)
-        out.update(self.g_step(diagnostics))
-        return out
-
-    @torch.no_grad()
-    def generate(self, z: torch.Tensor) -> torch.Tensor:
-        return self.generator(z).float()
+    def generator_loss(self) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """L_G (Eq. 2) with the pull-away term of the fakes' codes (Eq. 7)."""
+        energy, code = self.discriminator.energy_and_code(self.fakes())
+        pull_away = pull_away_term(code.float())
+        loss = energy_generator_loss(energy.float()) + self.params.pt_weight * pull_away
+        return loss, {"g_loss": loss.detach(), "pull_away": pull_away.detach()}

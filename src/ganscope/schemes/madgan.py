@@ -72,19 +72,10 @@ from torch.nn import functional as F
 
 from ganscope.errors import ConfigError
 from ganscope.objectives.base import Objective, per_seed_mean
-from ganscope.schemes.alternating import AlternatingParams
-from ganscope.schemes.base import (
-    SCHEMES,
-    Parts,
-    Scheme,
-    frozen,
-    grad_norm_per_seed,
-    new_optimizer,
-    real_and_fake_logits,
-)
+from ganscope.schemes.base import SCHEMES, Parts, TwoPlayer, TwoPlayerParams, add_penalties, real_and_fake_logits
 
 
-class MadGANParams(AlternatingParams):
+class MadGANParams(TwoPlayerParams):
     generators: PositiveInt = 4
     share_layers: bool = False
     diversity: NonNegativeFloat = 0.0
@@ -147,16 +138,39 @@ def split_shared_body(generators: list[nn.Module]) -> nn.Module:
     return body
 
 
+class GeneratorTeam(nn.Module):
+    """The k generators as one module: an optional shared body (`nn.Identity` when
+    generators share nothing) and each generator's own layers. Its parameters list the
+    body once, so one optimiser and one gradient norm cover all generators; Adam being
+    elementwise, one optimiser equals one per generator."""
+
+    def __init__(self, body: nn.Module, generators: list[nn.Module]) -> None:
+        super().__init__()
+        self.body = body
+        self.heads = nn.ModuleList(generators)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """Every generator on the same noise (S, m, z_dim): (S, k, m, *sample_shape)."""
+        features = self.body(z)
+        return torch.stack([g(features) for g in self.heads], dim=1)
+
+    def mixture(self, z: torch.Tensor) -> torch.Tensor:
+        """Samples of the mixture (S, n, *sample_shape): noise (S, n, z_dim) in k contiguous,
+        near-equal chunks, chunk i through G_i (see the module docstring)."""
+        chunks = self.body(z).tensor_split(len(self.heads), dim=1)
+        return torch.cat([g(c) for g, c in zip(self.heads, chunks, strict=True)], dim=1)
+
+
 @SCHEMES.register(
     "madgan", "k generators; D also names which one made each fake (Ghosh et al. 2018)", MadGANParams
 )
-class MadGAN(Scheme):
+class MadGAN(TwoPlayer):
     """MAD-GAN's training step: `n_critic` D steps, then one step of all generators."""
 
     params: MadGANParams
+    generator: GeneratorTeam
 
     def __init__(self, parts: Parts, params: MadGANParams) -> None:
-        super().__init__(parts, params)
         k = params.generators
         if parts.batch_size % k:
             raise ConfigError(
@@ -166,19 +180,13 @@ class MadGAN(Scheme):
         self.per_generator = parts.batch_size // k
         self.generators = [parts.new_generator(index=i) for i in range(k)]
         self.body = split_shared_body(self.generators) if params.share_layers else nn.Identity()
-        self.discriminator = parts.new_discriminator(n_outputs=k + 1)
+        team = GeneratorTeam(self.body, self.generators)
+        super().__init__(parts, params, team, parts.new_discriminator(n_outputs=k + 1))
+        # Checkpoints keep each generator (and the shared body) under its own name.
         self.modules = {f"generator_{i}": g for i, g in enumerate(self.generators)}
         if params.share_layers:
             self.modules["generator_body"] = self.body
         self.modules["discriminator"] = self.discriminator
-        # One container for the optimiser and gradient norms; `parameters()` lists the
-        # shared body once. Adam being elementwise, one optimiser equals one per generator.
-        self.all_generators = nn.ModuleList([self.body, *self.generators])
-        optim = parts.cfg.optimizer
-        self.optimizers = {
-            "generator": new_optimizer(list(self.all_generators.parameters()), optim.generator),
-            "discriminator": new_optimizer(list(self.discriminator.parameters()), optim.discriminator),
-        }
 
     def critic(self, x: torch.Tensor) -> torch.Tensor:
         """D's realness logit of samples x: the critic every regulariser penalises."""
@@ -186,8 +194,7 @@ class MadGAN(Scheme):
 
     def fakes(self) -> torch.Tensor:
         """Every generator on one fresh noise batch: (S, k, batch_size / k, *sample_shape)."""
-        features = self.body(self.parts.noise_batch(self.per_generator))
-        return torch.stack([g(features) for g in self.generators], dim=1)
+        return self.generator(self.parts.noise_batch(self.per_generator))
 
     def diversity_penalty(self, fake: torch.Tensor) -> torch.Tensor:
         """`diversity` times the pairwise cosine similarity of `fake` (S, k, m, ...), (S,);
@@ -196,55 +203,27 @@ class MadGAN(Scheme):
             return fake.new_zeros(fake.shape[0])
         return self.params.diversity * pairwise_cosine_similarity(fake)
 
-    def d_step(self, diagnostics: bool) -> dict[str, torch.Tensor]:
-        parts, opt = self.parts, self.optimizers["discriminator"]
-        real = parts.real_batch()
-        with parts.autocast():
-            with torch.no_grad():
-                fake = self.fakes()
-            pooled = fake.flatten(1, 2)
-            real_logits, fake_logits = real_and_fake_logits(self.discriminator, real, pooled)
-            loss, identify = discriminator_loss(
-                parts.objective, real_logits.float(), fake_logits.float().unflatten(1, fake.shape[1:3])
-            )
-            out = {"d_loss": loss.detach(), "d_identify": identify.detach()}
-            for name, reg in parts.regularizers.items():
-                penalty = reg.penalty(self.critic, real, pooled, parts.streams["penalty"])
-                out[f"penalty_{name}"] = penalty.detach()
-                loss = loss + reg.weight * penalty
-        opt.zero_grad(set_to_none=True)
-        loss.sum().backward()
-        if diagnostics:
-            out["d_grad_norm"] = grad_norm_per_seed(self.discriminator)
-        opt.step()
-        parts.objective.constrain(self.discriminator)
-        return out
+    def critic_loss(self, real: torch.Tensor, fake: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The objective's game on the realness logits, the identification cross-entropy of
+        the fakes (pooled over generators for D's one pass) and the penalties of `critic`."""
+        pooled = fake.flatten(1, 2)
+        real_logits, fake_logits = real_and_fake_logits(self.discriminator, real, pooled)
+        loss, identify = discriminator_loss(
+            self.parts.objective, real_logits.float(), fake_logits.float().unflatten(1, fake.shape[1:3])
+        )
+        out = {"d_loss": loss.detach(), "d_identify": identify.detach()}
+        return add_penalties(self.parts, self.critic, real, pooled, loss, out), out
 
-    def g_step(self, diagnostics: bool) -> dict[str, torch.Tensor]:
+    def generator_loss(self) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Each G_i minimises its own loss, so the backward pass sums them (a shared body
         gets the sum of its heads' gradients); the logged `g_loss` is their mean."""
-        parts, opt = self.parts, self.optimizers["generator"]
-        with parts.autocast(), frozen(self.discriminator):
-            fake = self.fakes()
-            fake_logits = self.discriminator(fake.flatten(1, 2)).float().unflatten(1, fake.shape[1:3])
-            losses = generator_losses(parts.objective, fake_logits)
-            diversity = self.diversity_penalty(fake.float())
-            loss = losses.sum(dim=1) + diversity
-        opt.zero_grad(set_to_none=True)
-        loss.sum().backward()
-        out = {"g_loss": losses.detach().mean(dim=1), "g_diversity": diversity.detach()}
-        if diagnostics:
-            out["g_grad_norm"] = grad_norm_per_seed(self.all_generators)
-        opt.step()
-        return out
-
-    def train_step(self, diagnostics: bool = False) -> dict[str, torch.Tensor]:
-        for _ in range(self.params.n_critic):
-            out = self.d_step(diagnostics)
-        out.update(self.g_step(diagnostics))
-        return out
+        fake = self.fakes()
+        fake_logits = self.discriminator(fake.flatten(1, 2)).float().unflatten(1, fake.shape[1:3])
+        losses = generator_losses(self.parts.objective, fake_logits)
+        diversity = self.diversity_penalty(fake.float())
+        loss = losses.sum(dim=1) + diversity
+        return loss, {"g_loss": losses.detach().mean(dim=1), "g_diversity": diversity.detach()}
 
     @torch.no_grad()
     def generate(self, z: torch.Tensor) -> torch.Tensor:
-        chunks = self.body(z).tensor_split(len(self.generators), dim=1)
-        return torch.cat([g(c) for g, c in zip(self.generators, chunks, strict=True)], dim=1).float()
+        return self.generator.mixture(z).float()

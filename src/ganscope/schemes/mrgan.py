@@ -79,10 +79,11 @@ from ganscope.schemes.base import (
     SCHEMES,
     Parts,
     Scheme,
+    apply_update,
     frozen,
     grad_norm_per_seed,
     new_optimizer,
-    real_and_fake_logits,
+    objective_critic_loss,
 )
 from ganscope.seeding import PopulationRandom
 
@@ -118,18 +119,8 @@ def discriminator_step(
     """One update of `critic` on the objective's D loss for `real` against `fake` plus the
     config's regularisers, then the objective's projection; logs under `prefix`."""
     with parts.autocast():
-        real_logits, fake_logits = real_and_fake_logits(critic, real, fake)
-        loss = parts.objective.d_loss(real_logits.float(), fake_logits.float())
-        out = {f"{prefix}d_loss": loss.detach()}
-        for name, reg in parts.regularizers.items():
-            penalty = reg.penalty(critic, real, fake, parts.streams["penalty"])
-            out[f"{prefix}penalty_{name}"] = penalty.detach()
-            loss = loss + reg.weight * penalty
-    optimizer.zero_grad(set_to_none=True)
-    loss.sum().backward()
-    if diagnostics:
-        out[f"{prefix}d_grad_norm"] = grad_norm_per_seed(critic)
-    optimizer.step()
+        loss, out = objective_critic_loss(parts, critic, real, fake, prefix)
+    out.update(apply_update(optimizer, loss, critic, diagnostics, f"{prefix}d_grad_norm"))
     parts.objective.constrain(critic)
     return out
 
@@ -243,7 +234,3 @@ class MRGAN(Scheme):
         if self.params.manifold_diffusion:
             return self.manifold_diffusion_step(diagnostics)
         return self.regularized_gan_step(diagnostics)
-
-    @torch.no_grad()
-    def generate(self, z: torch.Tensor) -> torch.Tensor:
-        return self.generator(z).float()

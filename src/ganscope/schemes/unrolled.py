@@ -34,7 +34,8 @@ How, here:
   that reuse the current minibatch for all K steps optimise the same surrogate with
   correlated samples. Fake batches are G(z) *with* their graph to G, since the gradient
   through the surrogate is the point of the method. The config's regularisers are part
-  of every surrogate D loss, as of the real one. Objectives that project D after each
+  of every surrogate D loss, as of the real one (the gradient penalty's interpolates keep
+  the fakes' graph to G too). Objectives that project D after each
   update (WGAN's weight clipping) are rejected: a projection in place cannot be unrolled.
 - Every loss is a per-seed vector summed over seeds and every optimiser rule is
   elementwise, so each population seed's surrogate depends on that seed alone.
@@ -57,9 +58,10 @@ from torch import nn
 from torch.func import functional_call
 
 from ganscope.errors import ConfigError
+from ganscope.nets.layers import at_least_float32
 from ganscope.objectives.base import Objective
 from ganscope.schemes.alternating import Alternating, AlternatingParams
-from ganscope.schemes.base import SCHEMES, Parts, grad_norm_per_seed, real_and_fake_logits
+from ganscope.schemes.base import SCHEMES, Parts, apply_update
 
 
 class UnrolledParams(AlternatingParams):
@@ -224,22 +226,6 @@ class FunctionalCritic:
         return functional_call(self.module, self.tensors, (x,))
 
 
-def loss_precision(logits: torch.Tensor) -> torch.Tensor:
-    """Logits in at least float32 for the losses (bf16 under autocast is promoted, float64
-    kept, so that the surrogate can be checked against finite differences in float64)."""
-    return logits.to(torch.promote_types(logits.dtype, torch.float32))
-
-
-def critic_loss(parts: Parts, critic: FunctionalCritic, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-    """D's per-seed loss on one pair of batches: the objective's d_loss plus the weighted
-    penalties of the config's regularisers, as the real D step minimises it."""
-    real_logits, fake_logits = real_and_fake_logits(critic, real, fake)
-    loss = parts.objective.d_loss(loss_precision(real_logits), loss_precision(fake_logits))
-    for reg in parts.regularizers.values():
-        loss = loss + reg.weight * reg.penalty(critic, real, fake, parts.streams["penalty"])
-    return loss
-
-
 @dataclass(frozen=True)
 class UnrollDraws:
     """The random inputs of one unrolled G step: the noise G's loss is evaluated on and,
@@ -287,7 +273,7 @@ class Unrolled(Alternating):
         for real_k, noise_k in zip(real, noise, strict=True):
             critic = FunctionalCritic(self.discriminator, {**dict(zip(names, params)), **buffers})
             with self.parts.autocast():
-                loss = critic_loss(self.parts, critic, real_k, self.generator(noise_k))
+                loss, _ = self.critic_loss(real_k, self.generator(noise_k), critic)
             grads = torch.autograd.grad(loss.sum(), params, create_graph=True)
             params = rule.step(params, grads)
         return {**dict(zip(names, params)), **buffers}
@@ -296,16 +282,13 @@ class Unrolled(Alternating):
         """f_K per seed, (S,): the objective's G loss against theta_D^K."""
         critic = FunctionalCritic(self.discriminator, self.unroll(draws.real, draws.noise))
         with self.parts.autocast():
-            return self.parts.objective.g_loss(loss_precision(critic(self.generator(draws.g_noise))))
+            return self.parts.objective.g_loss(at_least_float32(critic(self.generator(draws.g_noise))))
 
     def g_step(self, diagnostics: bool) -> dict[str, torch.Tensor]:
-        opt = self.optimizers["generator"]
+        """G descends f_K. D is not frozen: the surrogate runs on copies of its parameters,
+        and the backward pass is limited to G's parameters (the copies need no gradient)."""
         loss = self.surrogate_g_loss(self.draw())
-        opt.zero_grad(set_to_none=True)
-        loss.sum().backward(inputs=list(self.generator.parameters()))
-        out = {"g_loss": loss.detach()}
-        if diagnostics:
-            out["g_grad_norm"] = grad_norm_per_seed(self.generator)
-        opt.step()
-        return out
+        params = list(self.generator.parameters())
+        update = apply_update(self.optimizers["generator"], loss, self.generator, diagnostics, "g_grad_norm", params)
+        return {"g_loss": loss.detach(), **update}
 
