@@ -22,8 +22,10 @@ def test_demo_eval_sample_report_resume(tmp_path, small, capsys) -> None:
     assert out.startswith("ring (2 seeds): ")
     assert "seed 0:" in out and "seed 1:" in out and "report:" in out
 
-    assert main(["eval", str(run), "--json", "-n", "300"]) == 0
+    assert main(["eval", str(run), "--json", "-n", "300", "-m", "prdc"]) == 0
     result = json.loads(capsys.readouterr().out)
+    assert set(result["metrics"]) == {"0", "1"}
+    assert 0.0 <= result["metrics"]["1"]["prdc"]["coverage"] <= 1.0
     assert result["seeds"] == [0, 1] and len(result["scores"]) == 2
     assert result["scores"][0]["n_samples"] == 300
     assert sum(result["scores"][0]["counts"]) == round(300 * result["scores"][0]["hq_fraction"])

@@ -81,3 +81,20 @@ def test_score_cli_against_grid_with_option_and_bad_inputs(tmp_path, capsys) -> 
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 3
     assert "NaN" in err[0] and "(2,)" in err[1] and "valid: " in err[2]
+
+
+def test_score_with_feature_metrics(tmp_path, capsys) -> None:
+    ring = build("ring")
+    good = tmp_path / "good.npy"
+    np.save(good, ring.sample(600, torch.Generator().manual_seed(3)).numpy())
+    collapsed = tmp_path / "collapsed.npy"
+    np.save(collapsed, ring_centres(8, 1.0)[[2]].repeat(600, 1).numpy())
+    results = {}
+    for path in (good, collapsed):
+        assert main(["score", "--data", "ring", str(path), "--json", "-m", "prdc", "-m", "frechet"]) == 0
+        results[path.stem] = json.loads(capsys.readouterr().out)["metrics"]
+    assert results["good"]["prdc"]["recall"] > 0.8
+    assert results["collapsed"]["prdc"]["recall"] < 0.2
+    assert results["collapsed"]["frechet"]["frechet"] > results["good"]["frechet"]["frechet"]
+    assert main(["score", "--data", "ring", str(good), "-m", "nosuch"]) == 2
+    assert "unknown metric 'nosuch'" in capsys.readouterr().err

@@ -28,6 +28,12 @@ def _print_json(obj: Any) -> None:
     print(json.dumps(jsonable(obj), indent=2))
 
 
+def _print_metrics(metrics: dict[str, dict[str, float]], prefix: str = "") -> None:
+    for name, values in metrics.items():
+        shown = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in values.items())
+        print(f"{prefix}{name}: {shown}")
+
+
 def default_run_dir(cfg: Any) -> Path:
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     return Path("runs") / f"{stamp}-{cfg.data.name}-{cfg.objective.name}-{cfg.scheme.name}"
@@ -88,7 +94,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from ganscope.train import Run
 
     run = Run.open(args.run_dir)
-    scores, _ = run.evaluate(args.n, key=run.step)
+    scores, samples = run.evaluate(args.n, key=run.step)
     result = {
         "run": str(args.run_dir),
         "step": run.step,
@@ -99,10 +105,20 @@ def cmd_eval(args: argparse.Namespace) -> int:
         **{k: v for k, v in population_summary(scores).items() if not isinstance(v, list)},
         "verdict": run.verdict(scores),
     }
+    if args.metric:
+        from ganscope.metrics.suite import feature_metrics, reference_samples
+
+        real = reference_samples(run.parts.data, args.n, run.cfg.seed)
+        result["metrics"] = {
+            str(seed): feature_metrics(args.metric, real, fake, seed)
+            for seed, fake in zip(run.parts.seeds, samples, strict=True)
+        }
     if args.json:
         _print_json(result)
     else:
         print(result["verdict"])
+        for seed, values in result.get("metrics", {}).items():
+            _print_metrics(values, f"seed {seed}: ")
     return 0
 
 
@@ -149,10 +165,16 @@ def cmd_score(args: argparse.Namespace) -> int:
         )
     score = score_modes(samples, data.oracle)
     result = {"data": args.data, "modes_found_by": data.oracle.description, **score.to_dict()}
+    if args.metric:
+        from ganscope.metrics.suite import feature_metrics, reference_samples
+
+        real = reference_samples(data, len(samples))
+        result["metrics"] = feature_metrics(args.metric, real, samples)
     if args.json:
         _print_json(result)
     else:
         print(f"{data.name}: {score.summary()}")
+        _print_metrics(result.get("metrics", {}))
     return 0
 
 
@@ -255,6 +277,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         return p
 
+    def metric_option(p: argparse.ArgumentParser) -> None:
+        p.add_argument("-m", "--metric", action="append", default=[], metavar="NAME",
+                       help="also a feature-space metric against real samples (prdc, ndb, frechet, birthday)")
+
     def overrides(p: argparse.ArgumentParser) -> None:
         p.add_argument("-s", "--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override a config key (dotted name, YAML value), e.g. -s train.steps=2000")
@@ -280,6 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir", type=Path)
     p.add_argument("-n", type=int, default=2500, help="samples per seed (default 2500, as the protocol)")
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    metric_option(p)
 
     p = add("score", cmd_score, "score samples from any generator against a dataset's modes")
     p.add_argument("--data", required=True, help="dataset name (ring, grid, ...) or a .npy/.npz/.csv file of real points")
@@ -287,6 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="dataset parameter, e.g. --data-option std=0.02")
     p.add_argument("samples", type=Path, help=".npy array of samples (N, *sample_shape)")
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    metric_option(p)
 
     p = add("sample", cmd_sample, "draw samples from a run's generator into a .npy file")
     p.add_argument("run_dir", type=Path)
