@@ -20,8 +20,9 @@ Budgets.
 - `cpu`: what this 2-core machine affords. G and D 3x128 ReLU MLPs, z 2-d, batch 128,
   Adam lr 1e-3 (ten times PacGAN's, as the demo profile) decayed by a cosine to 1% so
   the samples settle into the ring's narrow modes (std 0.01), 4,000 steps.
-  The arithmetic, measured on this machine (one thread, 5-seed populations, shared
-  cores): the plain GAN trains at ~250 seed-steps/s. A method's step costs, relative to
+  The arithmetic, measured on this machine: the plain GAN trains at ~250 seed-steps/s
+  with one thread on busy shared cores and ~870 with two threads on quiet ones (5-seed
+  populations; the first ring rows took 23 s each). A method's step costs, relative to
   it: 1x (minimax, least-squares, hinge, pacgan2), 1.3x (madgan), 1.6-1.8x (pacgan3/4,
   dragan, ebgan), 2.2x (mrgan), 3.3x (wgan, n_critic 5), 5.5x (wgan-gp and
   wgan-gp+madgan: n_critic 5 plus the penalty's double backward), 12x (unrolled: 5
@@ -29,8 +30,8 @@ Budgets.
   of the batch, and their backward). The 16 methods sum to 73 plain-GAN equivalents
   per protocol, so the table (2 protocols x 5 seeds x 4,000 steps) needs
   2 x 73 x 5 x 4,000 = 2.9M plain-GAN seed-steps / 250 per s = 11,700 s = 3.2 h of
-  training, ~3.7-4.5 h with the evaluations and the monitor (every 1,000 steps; measured
-  +15-40%): one long session or several, resumed. At 4,000 steps the plain GAN covers the ring's 8 modes
+  training on busy cores, under one hour on quiet ones, plus 15-40% for the evaluations
+  and the monitor (every 1,000 steps): one session or several, resumed. At 4,000 steps the plain GAN covers the ring's 8 modes
   with ~80% HQ samples but uneven mass (reverse KL ~0.7) and ~17 of the grid's 25 modes
   with ~50% HQ: short of convergence, still where the remedies' differences show.
   The paper budget is 100x the steps at ~15 seed-steps/s (17x the cost per step):
@@ -124,8 +125,9 @@ BUDGETS: dict[str, Budget] = {
                 "train.checkpoint_every=1000", "train.lr_schedule=cosine", "train.lr_final_fraction=0.01",
             ),
             "Sized for 2 shared CPU cores: 16 methods cost 73 plain-GAN steps per step of the table, "
-            "x 2 protocols x 5 seeds x 4,000 steps = 2.9M plain-GAN seed-steps / ~250 seed-steps/s = 3.2 h of "
-            "training (3.7-4.5 h with evaluations); short of convergence, it ranks methods within this table",
+            "x 2 protocols x 5 seeds x 4,000 steps = 2.9M plain-GAN seed-steps / 250-870 seed-steps/s = 1-3 h of "
+            "training (busy or quiet cores, plus 15-40% for evaluations); short of convergence, it ranks methods "
+            "within this table",
         ),
         Budget(
             "paper",
