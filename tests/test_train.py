@@ -122,8 +122,10 @@ def test_run_folder_contents(tmp_path, tiny_config) -> None:
             "report.html", "generator.safetensors", "tensorboard"} <= names
     assert any((tmp_path / "run" / "tensorboard").iterdir())
     assert not [n for n in names if n.startswith(".")]  # no temporary files left behind
-    unreadable = [p.name for p in (tmp_path / "run").iterdir() if p.is_file() and not p.stat().st_mode & 0o044]
-    assert not unreadable  # atomic writes must not leave mkstemp's private 0600 mode
+    from ganscope.train.checkpoint import FILE_MODE
+
+    modes = {p.name: p.stat().st_mode & 0o777 for p in (tmp_path / "run").iterdir() if p.is_file()}
+    assert set(modes.values()) == {FILE_MODE}  # the umask's mode, not mkstemp's private 0600
 
 
 def test_sigint_saves_a_checkpoint_and_resume_finishes(tmp_path, tiny_overrides) -> None:
