@@ -140,18 +140,16 @@ def load_samples(path: Path) -> torch.Tensor:
 
 
 def dataset_from_arg(name_or_file: str, options: list[str]) -> Any:
-    """A registered dataset name (with -s options) or the path of a points file."""
-    from ganscope.config import load_config, piece_params
+    """A registered dataset name (with --data-option values) or the path of a points file."""
+    from ganscope.config import load_config
+    from ganscope.data import dataset_from_config
 
     path = Path(name_or_file)
     if path.suffix.lower() in (".npy", ".npz", ".csv"):
-        overrides = [f"data.name=file", f"data.path={json.dumps(str(path))}"]
+        overrides = ["data.name=file", f"data.path={json.dumps(str(path))}"]
     else:
         overrides = [f"data.name={name_or_file}"]
-    cfg = load_config(None, overrides + [f"data.{o}" for o in options])
-    from ganscope.data import DATASETS
-
-    return DATASETS.get(cfg.data.name)(piece_params(cfg, "data"))
+    return dataset_from_config(load_config(None, overrides + [f"data.{o}" for o in options]))
 
 
 def cmd_score(args: argparse.Namespace) -> int:

@@ -214,7 +214,7 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
         node: Any = raw
         for depth, part in enumerate(path[:-1]):
             if isinstance(node, list):
-                node = _list_item(node, part, path[: depth + 1])
+                node = node[_index(node, part, path[: depth + 1])]
             else:
                 child = node.get(part)
                 if not isinstance(child, (dict, list)):
@@ -233,9 +233,6 @@ def _index(node: list[Any], part: str, path: list[str]) -> int:
         raise ConfigError(f"{'.'.join(path)}: no list entry {part!r} (the list has {len(node)})")
     return int(part)
 
-
-def _list_item(node: list[Any], part: str, path: list[str]) -> Any:
-    return node[_index(node, part, path)]
 
 
 def load_config(

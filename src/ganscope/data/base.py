@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ganscope.config import Config, piece_params
 from ganscope.registry import new_registry
 from ganscope.seeding import PopulationRandom
 
@@ -68,3 +69,8 @@ class Dataset(ABC):
     def sample_population(self, rng: PopulationRandom, n: int) -> torch.Tensor:
         """`n` samples per seed, (S, n, *sample_shape), each seed from its own stream."""
         return torch.stack([self.sample(n, g) for g in rng.generators])
+
+
+def dataset_from_config(cfg: Config) -> Dataset:
+    """The dataset a config names, built from its validated parameters."""
+    return DATASETS.get(cfg.data.name)(piece_params(cfg, "data"))

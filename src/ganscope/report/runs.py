@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 import yaml
 
-from ganscope.config import Config, load_config, piece_params
-from ganscope.data import DATASETS, Dataset
+from ganscope.config import Config, load_config
+from ganscope.data import Dataset, dataset_from_config
 from ganscope.errors import GanscopeError
 from ganscope.seeding import make_generator
 from ganscope.train.checkpoint import atomic_write
@@ -84,7 +84,7 @@ class RunFolder:
 
     @cached_property
     def data(self) -> Dataset:
-        return DATASETS.get(self.cfg.data.name)(piece_params(self.cfg, "data"))
+        return dataset_from_config(self.cfg)
 
     @cached_property
     def real(self) -> np.ndarray:

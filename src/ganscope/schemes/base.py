@@ -18,7 +18,7 @@ from pydantic import PositiveInt
 from torch import nn
 
 from ganscope.config import Config, OptimizerConfig, d_modifier_params, piece_params, regularizer_params
-from ganscope.data import DATASETS, Dataset
+from ganscope.data import Dataset, dataset_from_config
 from ganscope.nets import D_MODIFIERS, DISCRIMINATORS, GENERATORS, init_population
 from ganscope.nets.discriminator import ExtensionFactory
 from ganscope.nets.layers import at_least_float32
@@ -62,7 +62,7 @@ class Parts:
     @classmethod
     def from_config(cls, cfg: Config) -> Parts:
         seeds = cfg.seed_list()
-        data = DATASETS.get(cfg.data.name)(piece_params(cfg, "data"))
+        data = dataset_from_config(cfg)
         objective = OBJECTIVES.get(cfg.objective.name)(piece_params(cfg, "objective"))
         regularizers = {
             piece.name: REGULARIZERS.get(piece.name)(params)
