@@ -38,6 +38,12 @@ def test_settings_validate_and_quick_overrides_apply(capsys: pytest.CaptureFixtu
         mode_hopping_settings(seeds=0)
     assert main(["theory", "mode-hopping", "--steps", "0"]) == 2
     assert "steps" in capsys.readouterr().err
+    assert main(["theory", "mode-hopping", "--remedies", "unrolled", "pacman"]) == 2
+    assert "unknown method 'pacman'; valid: gan," in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="at most once"):
+        mode_hopping_settings(remedies=["pacgan2", "pacgan2"])
+    assert mode_hopping_settings(remedies=["pacgan3"]).methods()["pacgan3"] == [
+        "d_modifiers=[{name: pack, m: 3}]", "train.batch_size=768"]
 
 
 def test_quick_cli_writes_the_picture_and_per_seed_records(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -47,10 +53,12 @@ def test_quick_cli_writes_the_picture_and_per_seed_records(tmp_path: Path, capsy
     saved = json.loads((out / "result.json").read_text())
     assert printed == saved
     assert (out / "mode_hopping.png").stat().st_size > 10_000
-    assert isinstance(saved["plain_hops"], bool) and isinstance(saved["unrolled_covers"], bool)
+    assert isinstance(saved["plain_hops"], bool)
+    assert list(saved["remedy_covers"]) == ["unrolled", "pacgan2"]
+    assert all(isinstance(v, bool) for v in saved["remedy_covers"].values())
     assert "hopped" in saved["summary"]
     n_evals = QUICK["steps"] // QUICK["eval_every"]
-    for name in ("plain", "unrolled"):
+    for name in ("plain", "unrolled", "pacgan2"):
         method = saved["methods"][name]
         assert (out / name / "metrics.jsonl").is_file()
         assert [s["seed"] for s in method["seeds"]] == list(range(QUICK["seeds"]))

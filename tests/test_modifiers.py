@@ -75,6 +75,19 @@ def test_packed_real_and_fake_pass_matches_separate_passes() -> None:
             "d_modifiers.0.name: unknown discriminator modifier 'packing'; valid: minibatch, pack",
         ),
         (["d_modifiers=[{name: minibatch, kernel: 3}]"], "d_modifiers.0.kernel: unknown key"),
+        (
+            [MINIBATCH, "regularizers=[{name: gradient-penalty}]"],
+            "regularizers.0: a gradient penalty needs each output of D to depend on one input alone, and "
+            "d_modifier 'minibatch' couples the samples of a batch",
+        ),
+        (
+            [BOTH, "regularizers=[{name: dragan}]"],
+            "regularizers.0: a gradient penalty needs each output of D to depend on one input alone",
+        ),
+        (
+            ["discriminator.batch_norm=true", "objective.name=wgan-gp", "regularizers=[{name: gradient-penalty}]"],
+            "regularizers.0: a gradient penalty needs a discriminator without batch norm",
+        ),
     ],
 )
 def test_bad_modifiers_are_rejected_at_config_time_in_one_line(overrides, message) -> None:

@@ -11,9 +11,12 @@ import pytest
 import torch
 from pydantic import ValidationError
 
+from ganscope.config import load_config
 from ganscope.nets import DISCRIMINATORS, init_population
+from ganscope.nets.modifiers import Packed
 from ganscope.regularizers import REGULARIZERS, Critic, Regularizer
 from ganscope.regularizers.gradient_penalty import Dragan, DraganParams
+from ganscope.schemes import Parts
 from ganscope.seeding import PopulationRandom
 
 
@@ -124,6 +127,32 @@ def test_dragan_points_follow_the_authors_reference_code() -> None:
     torch.testing.assert_close(recorder.points, expected)
     step = recorder.points - real
     assert (step >= 0).all() and (step <= 0.5 * sigma).all()
+
+
+def test_packed_critic_gets_one_weight_and_one_norm_per_pack() -> None:
+    # PacGAN + penalty: D's input is a pack of m = 2 samples, so the interpolate must lie on
+    # the segment between a real and a fake *pack* (one eps for both samples) and the norm
+    # is over the pack's 4 inputs. D(pack) = <w, pack> with w = (1, 2, 2, 0): ||grad|| = 3,
+    # penalty (3 - 1)^2 = 4; per-sample norms sqrt(5) and 2 would give 1.26 instead.
+    w = torch.tensor([[1.0, 2.0, 2.0, 0.0]])
+    recorder = Recorder(w)
+    critic = Packed(recorder, 2)
+    entry = REGULARIZERS.entry("gradient-penalty")
+    penalty = entry.obj(entry.params(), pack=2).penalty(
+        critic, torch.ones(1, 6, 2), torch.zeros(1, 6, 2), PopulationRandom([0], "penalty")
+    )
+    torch.testing.assert_close(penalty, torch.tensor([4.0]))
+    eps = recorder.points  # real = 1, fake = 0: the packed interpolates are the weights
+    assert eps.shape == (1, 3, 4)
+    assert (eps == eps[..., :1]).all(), "one epsilon per pack, shared by its samples"
+    assert eps[..., 0].unique().numel() == 3
+
+
+def test_parts_give_regularizers_the_pack_size() -> None:
+    cfg = load_config(overrides=["d_modifiers=[{name: pack, m: 3}]", "train.batch_size=12",
+                                 "regularizers=[{name: dragan}]"])
+    assert Parts.from_config(cfg).regularizers["dragan"].pack == 3
+    assert Parts.from_config(load_config(overrides=["regularizers=[{name: dragan}]"])).regularizers["dragan"].pack == 1
 
 
 def population_critic(seeds: list[int]) -> torch.nn.Module:

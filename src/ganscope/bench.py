@@ -234,18 +234,22 @@ def _select(kind: str, names: Iterable[str], table: dict[str, Any]) -> list[str]
     return chosen
 
 
+def method_overrides(method: str, batch_size: int) -> list[str]:
+    """The overrides that make settings with batch `batch_size` train `method`; an unknown
+    name is a ConfigError listing the valid ones."""
+    m = METHODS[_select("method", [method], METHODS)[0]]
+    return [*m.overrides, *([f"train.batch_size={batch_size * m.batch_factor}"] if m.batch_factor != 1 else [])]
+
+
 def method_config(method: str, protocol: str, budget: str = "cpu", seeds: int = DEFAULT_SEEDS,
                   steps: int | None = None) -> Config:
     """The validated config of one (method, protocol) population under a budget; `steps`
     replaces the budget's step count (smoke runs)."""
-    b, m = BUDGETS[budget], METHODS[method]
+    b = BUDGETS[budget]
     shared = [*b.overrides, *PROTOCOLS[protocol].overrides, f"train.seeds={seeds}",
               f"train.eval_samples={SAMPLES_PER_SEED}", *([f"train.steps={steps}"] if steps is not None else [])]
-    overrides = [*shared, *m.overrides]
-    if m.batch_factor != 1:
-        batch = load_config(None, shared, profile=b.profile).train.batch_size
-        overrides.append(f"train.batch_size={batch * m.batch_factor}")
-    return load_config(None, overrides, profile=b.profile)
+    batch = load_config(None, shared, profile=b.profile).train.batch_size
+    return load_config(None, [*shared, *method_overrides(method, batch)], profile=b.profile)
 
 
 def describe_budget(cfg: Config) -> str:
@@ -337,8 +341,7 @@ def run_job(job: Job, out: Path, progress: bool = True) -> dict[str, Any]:
         "budget_steps": base.train.steps,
         "config": describe_budget(job.cfg),
         "description": METHODS[method].description,
-        "overrides": [*METHODS[method].overrides,
-                      *([f"train.batch_size={job.cfg.train.batch_size}"] if METHODS[method].batch_factor != 1 else [])],
+        "overrides": method_overrides(method, base.train.batch_size),
         "n_modes": summary["scores"][0]["n_modes"],
         "scores": summary["scores"],
         **{k: summary[k] for k in summary if k.endswith(("_mean", "_std"))},

@@ -239,7 +239,8 @@ def cmd_theory_optimal_d(args: argparse.Namespace) -> int:
 def cmd_theory_mode_hopping(args: argparse.Namespace) -> int:
     from ganscope.theory.mode_hopping import mode_hopping_settings, run_mode_hopping
 
-    changes = {k: v for k, v in (("steps", args.steps), ("seeds", args.seeds)) if v is not None}
+    changes = {k: v for k, v in (("steps", args.steps), ("seeds", args.seeds), ("remedies", args.remedies))
+               if v is not None}
     settings = mode_hopping_settings(args.quick, **changes)
     out = args.out or Path("runs") / f"{datetime.now().strftime('%Y%m%d-%H%M%S')}-mode-hopping"
     print(f"run folder: {out}", file=sys.stderr)
@@ -354,8 +355,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("-o", "--out", type=Path, help="folder for the picture and result.json")
     p.add_argument("--json", action="store_true")
-    p = theory.add_parser("mode-hopping", help="plain GAN hops between ring modes (max-min); unrolling covers them")
+    p = theory.add_parser("mode-hopping", help="plain GAN hops between ring modes (max-min); remedies cover them")
     p.set_defaults(func=cmd_theory_mode_hopping)
+    p.add_argument("--remedies", nargs="+", metavar="METHOD",
+                   help="methods of `ganscope bench` to set against the plain GAN (default: unrolled pacgan2)")
     p.add_argument("--steps", type=int, help="training steps of each method (replaces the setting's)")
     p.add_argument("--seeds", type=int, help="seeds per method, trained as one population (replaces the setting's)")
     p.add_argument("--quick", action="store_true", help="a small setting that runs in under a minute (for tests)")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 import torch
 from pydantic import PositiveInt
@@ -29,10 +29,20 @@ DiscriminatorFactory = Callable[[tuple[int, ...], Sequence[ExtensionFactory]], n
 
 
 class DiscriminatorModifier(ABC):
-    """A change to any discriminator, built from its registered Params."""
+    """A change to any discriminator, built from its registered Params.
+
+    `couples_batch`: whether the modified D's output for one sample depends on the other
+    samples of its batch. `pack`: how many consecutive samples form one input of D.
+    """
+
+    couples_batch: ClassVar[bool] = False
 
     def __init__(self, params: Params) -> None:
         self.params = params
+
+    @property
+    def pack(self) -> int:
+        return 1
 
     @abstractmethod
     def modify(self, build: DiscriminatorFactory) -> DiscriminatorFactory:
@@ -104,6 +114,10 @@ class Pack(DiscriminatorModifier):
     """
 
     params: PackParams
+
+    @property
+    def pack(self) -> int:
+        return self.params.m
 
     def modify(self, build: DiscriminatorFactory) -> DiscriminatorFactory:
         m = self.params.m
@@ -182,6 +196,7 @@ class Minibatch(DiscriminatorModifier):
     """
 
     params: MinibatchParams
+    couples_batch = True
 
     def extension(self, n_seeds: int, in_features: int) -> MinibatchFeatures:
         return MinibatchFeatures(n_seeds, in_features, self.params.kernels, self.params.kernel_dim)

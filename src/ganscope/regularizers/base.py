@@ -3,6 +3,10 @@
 A regulariser maps (D, real, fake, rng) to one penalty per seed, shape (S,), which the
 scheme adds to D's loss times the regulariser's `weight`. `rng` is the population's
 penalty stream, so random interpolates or perturbations of seed s depend on s alone.
+
+`pack` is the number of consecutive samples D judges as one input (PacGAN's m, 1
+without packing): a penalty on D's input gradient must treat such a pack as the single
+point D sees, with one interpolation weight and one gradient norm per pack.
 """
 
 from __future__ import annotations
@@ -25,8 +29,9 @@ class RegularizerParams(Params):
 
 
 class Regularizer(ABC):
-    def __init__(self, params: RegularizerParams) -> None:
+    def __init__(self, params: RegularizerParams, pack: int = 1) -> None:
         self.params = params
+        self.pack = pack
 
     @property
     def weight(self) -> float:

@@ -2,8 +2,16 @@
 
 Both penalties are lambda E (||grad_x D(x_hat)||_2 - k)^2 and differ only in where x_hat
 lies: WGAN-GP between real and fake samples, DRAGAN around the real data. The norm is
-per sample over all its features; the expectation is a per-seed mean, so each seed's
+per input of D over all its features; the expectation is a per-seed mean, so each seed's
 penalty depends on its own critic, batch and random stream alone.
+
+An input of D is one sample, or with PacGAN's packing (`pack` = m) the m consecutive
+samples D sees concatenated: the penalty is then defined on the packs, as on any critic
+of m * d inputs, with one interpolation weight and one gradient norm per pack.
+
+Both papers define the penalty for a D whose output for one input depends on that input
+alone; a D that couples the samples of a batch (batch norm, minibatch discrimination)
+mixes every sample's gradient into every output, so `check_config` rejects the pairing.
 """
 
 from __future__ import annotations
@@ -11,14 +19,18 @@ from __future__ import annotations
 import torch
 from pydantic import NonNegativeFloat
 
+from ganscope.config import Config, piece_params
+from ganscope.nets.base import D_MODIFIERS
 from ganscope.nets.layers import at_least_float32
 from ganscope.objectives.base import per_seed_mean
 from ganscope.regularizers.base import REGULARIZERS, Critic, Regularizer, RegularizerParams
+from ganscope.registry import Params
 from ganscope.seeding import PopulationRandom
 
 
-def gradient_norm_penalty(critic: Critic, points: torch.Tensor, target: float = 1.0) -> torch.Tensor:
-    """Per-seed mean of (||grad_x D(x)||_2 - target)^2 over `points` (S, B, *sample_shape).
+def gradient_norm_penalty(critic: Critic, points: torch.Tensor, target: float = 1.0, pack: int = 1) -> torch.Tensor:
+    """Per-seed mean of (||grad_x D(x)||_2 - target)^2 over `points` (S, B, *sample_shape),
+    one norm per input of D: per sample, or per run of `pack` consecutive samples.
 
     Differentiating the summed output gives each sample its own gradient as long as D
     does not couple the samples of a batch (no batch norm or minibatch features), the
@@ -34,18 +46,42 @@ def gradient_norm_penalty(critic: Critic, points: torch.Tensor, target: float = 
     if not points.requires_grad:
         points = points.detach().requires_grad_(True)
     (grad,) = torch.autograd.grad(critic(points).sum(), points, create_graph=True)
-    norms = torch.linalg.vector_norm(at_least_float32(grad).flatten(2), dim=2)
+    n_seeds, batch = grad.shape[:2]
+    per_input = at_least_float32(grad).reshape(n_seeds, batch // pack, -1)
+    norms = torch.linalg.vector_norm(per_input, dim=2)
     return per_seed_mean((norms - target).square())
 
 
-def per_sample_uniform(rng: PopulationRandom, like: torch.Tensor) -> torch.Tensor:
-    """U[0, 1) of shape (S, B, 1, ..., 1): one draw per sample, shared by all its features.
+def per_input_uniform(rng: PopulationRandom, like: torch.Tensor, pack: int = 1) -> torch.Tensor:
+    """U[0, 1) of shape (S, B, 1, ..., 1): one draw per input of D (a sample, or a pack of
+    `pack` consecutive samples), shared by all its features.
 
-    One weight per sample keeps x_hat on the segment between two samples; a weight per
-    pixel (a bug PyTorch-GAN copied across scripts) lands off that segment.
+    One weight per input keeps x_hat on the segment between a real and a fake input; a
+    weight per pixel (a bug PyTorch-GAN copied across scripts), or per sample of a pack,
+    lands off that segment.
     """
     n_features = like.dim() - 2
-    return rng.rand(like.shape[1], *([1] * n_features)).to(like)
+    draws = rng.rand(like.shape[1] // pack, *([1] * n_features)).to(like)
+    return draws.repeat_interleave(pack, dim=1)
+
+
+class GradientNormRegularizer(Regularizer):
+    """A penalty on D's input gradient: needs D's output for an input to depend on it alone."""
+
+    @classmethod
+    def check_config(cls, params: Params, cfg: Config) -> str | None:
+        if getattr(piece_params(cfg, "discriminator"), "batch_norm", False):
+            return (
+                "a gradient penalty needs a discriminator without batch norm (it couples the samples of a batch; "
+                "Gulrajani et al. 2017, Sec. 4); set discriminator.batch_norm=false"
+            )
+        coupled = [p.name for p in cfg.d_modifiers if D_MODIFIERS.get(p.name).couples_batch]
+        if coupled:
+            return (
+                f"a gradient penalty needs each output of D to depend on one input alone, and d_modifier "
+                f"{coupled[0]!r} couples the samples of a batch; drop one of the two"
+            )
+        return None
 
 
 @REGULARIZERS.register(
@@ -53,7 +89,7 @@ def per_sample_uniform(rng: PopulationRandom, like: torch.Tensor) -> torch.Tenso
     "WGAN-GP: (||grad D||-1)^2 at random real/fake interpolates (Gulrajani et al. 2017)",
     RegularizerParams,
 )
-class GradientPenalty(Regularizer):
+class GradientPenalty(GradientNormRegularizer):
     """Gulrajani et al. 2017, Eq. 3 and Algorithm 1 (lines 4-7): eps ~ U[0, 1] per sample,
     x_hat = eps x + (1 - eps) G(z), penalty E (||grad D(x_hat)||_2 - 1)^2, weight
     lambda = 10. An optimal critic has unit gradient norm on the segments between coupled
@@ -64,8 +100,8 @@ class GradientPenalty(Regularizer):
     def penalty(
         self, critic: Critic, real: torch.Tensor, fake: torch.Tensor, rng: PopulationRandom
     ) -> torch.Tensor:
-        eps = per_sample_uniform(rng, real)
-        return gradient_norm_penalty(critic, eps * real + (1 - eps) * fake)
+        eps = per_input_uniform(rng, real, self.pack)
+        return gradient_norm_penalty(critic, eps * real + (1 - eps) * fake, pack=self.pack)
 
 
 class DraganParams(RegularizerParams):
@@ -78,7 +114,7 @@ class DraganParams(RegularizerParams):
     "DRAGAN: (||grad D||-k)^2 at noisy points around the real data (Kodali et al. 2017)",
     DraganParams,
 )
-class Dragan(Regularizer):
+class Dragan(GradientNormRegularizer):
     """DRAGAN (Kodali et al. 2017, "On Convergence and Stability of GANs", Section 5):
     sharp D gradients around the real data are the local equilibria in which G collapses
     onto a few modes, so D's gradient norm is held near k in a neighbourhood of the data
@@ -90,8 +126,8 @@ class Dragan(Regularizer):
     released with the paper and the version other ports follow:
         x_p   = x + C * std(x) * u,  u ~ U[0, 1) per element, C = 0.5,
                 std over every element of the real batch (numpy's population std),
-        x_hat = x + alpha (x_p - x),  alpha ~ U[0, 1] per sample,
-        penalty = E (||grad D(x_hat)||_2 - k)^2, per-sample norm, lambda = 10,
+        x_hat = x + alpha (x_p - x),  alpha ~ U[0, 1] per sample (per pack if packed),
+        penalty = E (||grad D(x_hat)||_2 - k)^2, per-sample (per-pack) norm, lambda = 10,
     with D and G trained on the non-saturating GAN loss (Adam lr 1e-4, betas (0.5, 0.9),
     one D step per G step). Here std(x) is taken per seed, over that seed's batch. The
     uniform noise is one-sided (it shifts every coordinate upwards); use
@@ -106,5 +142,5 @@ class Dragan(Regularizer):
         sigma = real.flatten(1).std(dim=1, correction=0).view(-1, *([1] * (real.dim() - 1)))
         noise = rng.rand(*real.shape[1:]).to(real)
         perturbed = real + self.params.perturb_scale * sigma * noise
-        alpha = per_sample_uniform(rng, real)
-        return gradient_norm_penalty(critic, real + alpha * (perturbed - real), self.params.k)
+        alpha = per_input_uniform(rng, real, self.pack)
+        return gradient_norm_penalty(critic, real + alpha * (perturbed - real), self.params.k, self.pack)

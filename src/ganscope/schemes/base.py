@@ -9,6 +9,7 @@ needs, and exposes them by name so the trainer can checkpoint any scheme the sam
 from __future__ import annotations
 
 import contextlib
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -64,14 +65,15 @@ class Parts:
         seeds = cfg.seed_list()
         data = dataset_from_config(cfg)
         objective = OBJECTIVES.get(cfg.objective.name)(piece_params(cfg, "objective"))
-        regularizers = {
-            piece.name: REGULARIZERS.get(piece.name)(params)
-            for piece, params in zip(cfg.regularizers, regularizer_params(cfg), strict=True)
-        }
         d_modifiers = [
             D_MODIFIERS.get(piece.name)(params)
             for piece, params in zip(cfg.d_modifiers, d_modifier_params(cfg), strict=True)
         ]
+        pack = math.prod(modifier.pack for modifier in d_modifiers)
+        regularizers = {
+            piece.name: REGULARIZERS.get(piece.name)(params, pack)
+            for piece, params in zip(cfg.regularizers, regularizer_params(cfg), strict=True)
+        }
         streams = {name: PopulationRandom(seeds, name) for name in ("noise", "data", "penalty")}
         noise = Noise(cfg.noise.dist, cfg.noise.z_dim)
         return cls(cfg, seeds, data, noise, objective, regularizers, streams, d_modifiers)

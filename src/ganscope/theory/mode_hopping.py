@@ -1,4 +1,4 @@
-"""Min-max is not max-min: a GAN generator hops between modes, and unrolling stops it.
+"""Min-max is not max-min: a GAN generator hops between modes, and remedies stop it.
 
 The argument (SPEC section 1; Goodfellow 2016, "NIPS 2016 Tutorial: Generative
 Adversarial Networks", Sec. 5.1.1; Metz et al. 2016, "Unrolled Generative Adversarial
@@ -23,11 +23,15 @@ here G's learning rate is 10 times D's, as in the setting of Metz et al. (PROTOC
 Unrolling (Metz et al. 2016, Sec. 2.2; `ganscope.schemes.unrolled`) evaluates G's loss
 against D after K of D's own updates and differentiates through them, so G sees how D
 would answer: piling onto one mode is punished by the D that follows, which pushes the
-dynamics back towards min-max, and G spreads over the modes.
+dynamics back towards min-max, and G spreads over the modes. Other remedies break the
+chase differently: PacGAN's D judges packs of samples, and a pack of m copies of one
+mode is easy to call fake however real each sample looks, so G cannot gain by piling
+onto the mode D currently likes (Lin et al. 2018, Sec. 4).
 
-The demonstration trains both on the 2-D ring of 8 modes, each as one population of
-seeds: (a) the plain non-saturating GAN with alternating steps, (b) the unrolled GAN
-(K = 5, the paper's value), otherwise identical. At every evaluation the trainer records
+The demonstration trains, on the 2-D ring of 8 modes, each as one population of seeds,
+(a) the plain non-saturating GAN with alternating steps and (b) each remedy of
+`remedies`, named as in `ganscope bench` (default: the unrolled GAN with K = 5, the
+paper's value, and PacGAN with m = 2), otherwise identical. At every evaluation the trainer records
 each seed's histogram of high-quality samples over the modes (`counts` in
 metrics.jsonl); from it we read the *dominant mode* (the argmax) and the number of modes
 covered. A *hop* is a change of the dominant mode between consecutive evaluations at
@@ -57,8 +61,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.gridspec import GridSpec  # noqa: E402
-from pydantic import Field, PositiveFloat, PositiveInt, ValidationError  # noqa: E402
+from pydantic import Field, PositiveFloat, PositiveInt, ValidationError, field_validator  # noqa: E402
 
+from ganscope.bench import METHODS, method_overrides  # noqa: E402
 from ganscope.config import describe_validation_error, load_config  # noqa: E402
 from ganscope.errors import ConfigError  # noqa: E402
 from ganscope.registry import Params  # noqa: E402
@@ -69,17 +74,17 @@ from ganscope.train.snapshots import load_snapshot, snapshot_steps  # noqa: E402
 
 COLLAPSED_MODES = 2  # an evaluation covering at most this many modes counts as collapsed
 HOPPING_MIN = 2.0  # mean hops per seed for "the plain GAN hops"
-COVERING_FRACTION = 0.75  # share of the modes covered for "the unrolled GAN covers the ring"
+COVERING_FRACTION = 0.75  # share of the modes covered for "a remedy covers the ring"
 
 
 class ModeHoppingSettings(Params):
-    """One mode-hopping experiment: the plain and the unrolled GAN share all of these."""
+    """One mode-hopping experiment: the plain GAN and every remedy share all of these."""
 
     steps: PositiveInt = 2000
     seeds: PositiveInt = 4
     eval_every: PositiveInt = 50
     eval_samples: PositiveInt = 2500  # the ring protocol's sample count
-    unroll_steps: PositiveInt = 5  # Metz et al.'s K on the ring
+    remedies: list[str] = Field(default_factory=lambda: ["unrolled", "pacgan2"], min_length=1)
     z_dim: PositiveInt = 64
     batch_size: PositiveInt = 256
     hidden: PositiveInt = 128
@@ -89,6 +94,16 @@ class ModeHoppingSettings(Params):
     beta1: float = Field(0.5, ge=0.0, lt=1.0)
     snapshots: PositiveInt = 6  # columns of sample scatter plots over time
     last_fraction: float = Field(0.25, gt=0.0, le=1.0)  # "last evaluations" for the coverage mean
+
+    @field_validator("remedies")
+    @classmethod
+    def _known_and_distinct(cls, remedies: list[str]) -> list[str]:
+        unknown = [r for r in remedies if r not in METHODS]
+        if unknown:
+            raise ValueError(f"unknown method {unknown[0]!r}; valid: {', '.join(METHODS)}")
+        if len(set(remedies)) < len(remedies):
+            raise ValueError("each remedy at most once")
+        return remedies
 
     def config_overrides(self) -> list[str]:
         """The shared ganscope config of both methods, as `-s` overrides."""
@@ -112,11 +127,8 @@ class ModeHoppingSettings(Params):
         ]
 
     def methods(self) -> dict[str, list[str]]:
-        """Scheme overrides of the two methods compared."""
-        return {
-            "plain": ["scheme.name=alternating"],
-            "unrolled": ["scheme.name=unrolled", f"scheme.unroll_steps={self.unroll_steps}"],
-        }
+        """The plain GAN and each remedy, as overrides on top of the shared config."""
+        return {"plain": [], **{name: method_overrides(name, self.batch_size) for name in self.remedies}}
 
 
 #: A small setting for tests and a first look, under a minute on one CPU core: the unrolled
@@ -210,7 +222,7 @@ def train_method(name: str, overrides: list[str], out_dir: Path, settings: ModeH
 
 
 def run_mode_hopping(settings: ModeHoppingSettings, out_dir: Path, progress: bool = False) -> dict[str, Any]:
-    """Train the plain and the unrolled GAN, write `mode_hopping.png` and `result.json` into
+    """Train the plain GAN and each remedy, write `mode_hopping.png` and `result.json` into
     `out_dir` (one run folder per method beside them); return the numbers and a summary."""
     out_dir = Path(out_dir)
     shared = settings.config_overrides()
@@ -232,23 +244,26 @@ def run_mode_hopping(settings: ModeHoppingSettings, out_dir: Path, progress: boo
     return result
 
 
-def outcome(methods: dict[str, MethodResult]) -> dict[str, bool]:
+def outcome(methods: dict[str, MethodResult]) -> dict[str, Any]:
     """Whether the run shows what the theory predicts: the plain GAN hops (at least
-    HOPPING_MIN hops per seed on average, more than the unrolled GAN) and the unrolled GAN
-    covers the ring (at least COVERING_FRACTION of the modes over the last evaluations,
-    more than the plain GAN)."""
-    plain, unrolled = methods["plain"], methods["unrolled"]
-    n_modes = len(unrolled.centres)
-    coverage = unrolled.mean("mean_modes_covered_last")
+    HOPPING_MIN hops per seed on average, more than every remedy), and which remedies
+    cover the ring (at least COVERING_FRACTION of the modes over the last evaluations, more
+    than the plain GAN)."""
+    plain, *remedies = methods.values()
+    n_modes = len(plain.centres)
+
+    def covers(m: MethodResult) -> bool:
+        coverage = m.mean("mean_modes_covered_last")
+        return coverage >= COVERING_FRACTION * n_modes and coverage > plain.mean("mean_modes_covered_last")
+
     return {
-        "plain_hops": plain.mean("hops") >= HOPPING_MIN and plain.mean("hops") > unrolled.mean("hops"),
-        "unrolled_covers": coverage >= COVERING_FRACTION * n_modes
-        and coverage > plain.mean("mean_modes_covered_last"),
+        "plain_hops": plain.mean("hops") >= HOPPING_MIN and all(plain.mean("hops") > m.mean("hops") for m in remedies),
+        "remedy_covers": {m.name: covers(m) for m in remedies},
     }
 
 
 def _summary(settings: ModeHoppingSettings, methods: dict[str, MethodResult], shown: dict[str, Any]) -> str:
-    plain, unrolled = methods["plain"], methods["unrolled"]
+    plain, *remedies = methods.values()
 
     def describe(m: MethodResult) -> str:
         hops = ", ".join(str(s["hops"]) for s in m.seeds)
@@ -257,24 +272,24 @@ def _summary(settings: ModeHoppingSettings, methods: dict[str, MethodResult], sh
             f"dominant mode hopped {m.mean('hops'):.1f} times per seed ({hops}) across "
             f"{m.mean('modes_visited_while_collapsed'):.1f} distinct modes, and covered "
             f"{m.mean('mean_modes_covered_last'):.1f}/{len(m.centres)} modes over the last "
-            f"{100 * settings.last_fraction:.0f}% of evaluations"
+            f"{100 * settings.last_fraction:.0f}% of evaluations (trained in {m.wall_time_s:.0f} s)"
         )
 
-    verdicts = {
-        (True, True): "As the max-min argument predicts, the plain generator chases the current discriminator "
-        "from mode to mode, and unrolling, which lets G see D's answer, removes the hopping and covers the ring.",
-        (True, False): "The plain generator hops as predicted, but the unrolled one has not yet spread over the "
-        "ring; train longer (--steps).",
-        (False, True): "The unrolled generator covers the ring, but the plain one did not hop clearly in this run; "
-        "try more seeds or steps.",
-        (False, False): "This run shows neither the hopping nor the cure; train longer (--steps) or with more seeds.",
-    }
-    verdict = verdicts[shown["plain_hops"], shown["unrolled_covers"]]
+    cured = [name for name, ok in shown["remedy_covers"].items() if ok]
+    failed = [name for name, ok in shown["remedy_covers"].items() if not ok]
+    if shown["plain_hops"]:
+        verdict = "As the max-min argument predicts, the plain generator chases the current discriminator from mode to mode"
+    else:
+        verdict = "The plain generator did not hop clearly in this run (try more seeds or steps)"
+    if cured:
+        verdict += f"; {', '.join(cured)} cover{'s' * (len(cured) == 1)} the ring"
+    if failed:
+        verdict += f"; {', '.join(failed)} did not yet cover it (train longer with --steps)"
+    remedies_text = " ".join(f"{m.name} ({METHODS[m.name].description}): {describe(m)}." for m in remedies)
     return (
         f"Mode hopping on the 2-D ring (8 modes), {settings.seeds} seeds x {settings.steps} steps, evaluated every "
         f"{settings.eval_every} steps; G lr {settings.g_lr:g} vs D lr {settings.d_lr:g}. The plain GAN "
-        f"{describe(plain)} (trained in {plain.wall_time_s:.0f} s). The unrolled GAN (K = {settings.unroll_steps}) "
-        f"{describe(unrolled)} (trained in {unrolled.wall_time_s:.0f} s). {verdict}"
+        f"{describe(plain)}. {remedies_text} {verdict}."
     )
 
 
@@ -294,9 +309,9 @@ def _plot(path: Path, settings: ModeHoppingSettings, methods: dict[str, MethodRe
     """Top: each mode's share of HQ samples over time per seed, dots on the dominant mode
     of collapsed evaluations. Middle: modes covered. Bottom: the first seed's samples at
     several steps, ring centres marked."""
-    n_snap = settings.snapshots
-    fig = plt.figure(figsize=(max(12, 2.2 * n_snap), 13))
-    grid = GridSpec(2 + len(methods), 2 * n_snap, figure=fig, height_ratios=[3, 1.3] + [1.3] * len(methods))
+    n_snap, n_methods = settings.snapshots, len(methods)
+    fig = plt.figure(figsize=(max(6 * n_methods, 2.2 * n_snap), 10 + 1.5 * n_methods))
+    grid = GridSpec(2 + n_methods, n_methods * n_snap, figure=fig, height_ratios=[3, 1.3] + [1.3] * n_methods)
     half = n_snap
     for col, m in enumerate(methods.values()):
         k = len(m.centres)
@@ -327,7 +342,7 @@ def _plot(path: Path, settings: ModeHoppingSettings, methods: dict[str, MethodRe
         steps = snapshot_steps(m.run_dir)  # the trainer keeps samples of every evaluation
         chosen = sorted({steps[int(i)] for i in np.linspace(0, len(steps) - 1, n_snap).round()})
         for j, step in enumerate(chosen):
-            ax = fig.add_subplot(grid[row, 2 * j:2 * j + 2])
+            ax = fig.add_subplot(grid[row, n_methods * j:n_methods * (j + 1)])
             points = load_snapshot(m.run_dir, step)[0]
             ax.scatter(points[:, 0], points[:, 1], s=2, alpha=0.4, color="tab:blue")
             ax.scatter(m.centres[:, 0], m.centres[:, 1], marker="x", s=30, color="black")
@@ -338,8 +353,8 @@ def _plot(path: Path, settings: ModeHoppingSettings, methods: dict[str, MethodRe
             ax.set_xticks([])
             ax.set_yticks([])
             ax.set_title(f"{m.name}, seed {m.seeds[0]['seed']}, step {step}", fontsize=8)
-    fig.suptitle("Min-max is not max-min: the plain GAN hops between modes, the unrolled GAN covers them",
-                 fontsize=12)
+    fig.suptitle("Min-max is not max-min: the plain GAN hops between modes; "
+                 f"remedies ({', '.join(settings.remedies)}) against it", fontsize=12)
     fig.tight_layout(rect=(0, 0, 1, 0.97))
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight"))
     plt.close(fig)
