@@ -11,7 +11,7 @@ import pytest
 
 from ganscope.cli import main
 from ganscope.errors import ConfigError
-from ganscope.theory.mode_hopping import QUICK, count_hops, mode_hopping_settings
+from ganscope.theory.mode_hopping import QUICK, MethodResult, count_hops, mode_hopping_settings, outcome
 
 
 def histogram(*modes: int, k: int = 8) -> list[int]:
@@ -29,6 +29,25 @@ def test_hops_count_changes_of_the_dominant_mode_while_collapsed() -> None:
     # Covering more than two modes breaks the chain, and argmax changes while covering are no hops.
     covering = [histogram(1, 2, 3), histogram(6, 2, 3, 1), histogram(2, 5, 6)]
     assert count_hops(np.array([histogram(0), *covering, histogram(7)])) == 0
+
+
+def method_result(name: str, hops: list[int], covered_last: list[float]) -> MethodResult:
+    seeds = [{"hops": h, "mean_modes_covered_last": c} for h, c in zip(hops, covered_last, strict=True)]
+    return MethodResult(name, Path(name), seeds, np.zeros((8, 2)), 0.0)
+
+
+def test_a_remedy_cures_when_it_hops_less_and_covers_most_modes() -> None:
+    methods = {
+        "plain": method_result("plain", [15, 17], [0.5, 1.0]),
+        "pacgan2": method_result("pacgan2", [1, 3], [8.0, 7.5]),  # cures
+        "madgan": method_result("madgan", [22, 23], [1.0, 1.0]),  # hops even more
+        "partial": method_result("partial", [2, 2], [5.0, 6.0]),  # hops less, covers < 75% of 8
+    }
+    assert outcome(methods) == {
+        "plain_hops": True, "remedy_cures": {"pacgan2": True, "madgan": False, "partial": False}
+    }
+    calm = {"plain": method_result("plain", [1, 2], [1.0, 1.0]), "pacgan2": methods["pacgan2"]}
+    assert outcome(calm)["plain_hops"] is False  # 1.5 hops per seed < HOPPING_MIN
 
 
 def test_settings_validate_and_quick_overrides_apply(capsys: pytest.CaptureFixture[str]) -> None:
@@ -54,8 +73,8 @@ def test_quick_cli_writes_the_picture_and_per_seed_records(tmp_path: Path, capsy
     assert printed == saved
     assert (out / "mode_hopping.png").stat().st_size > 10_000
     assert isinstance(saved["plain_hops"], bool)
-    assert list(saved["remedy_covers"]) == ["unrolled", "pacgan2"]
-    assert all(isinstance(v, bool) for v in saved["remedy_covers"].values())
+    assert list(saved["remedy_cures"]) == ["unrolled", "pacgan2"]
+    assert all(isinstance(v, bool) for v in saved["remedy_cures"].values())
     assert "hopped" in saved["summary"]
     n_evals = QUICK["steps"] // QUICK["eval_every"]
     for name in ("plain", "unrolled", "pacgan2"):
