@@ -110,6 +110,26 @@ def test_batch_must_split_evenly_among_generators(tiny_overrides) -> None:
         scheme_of(tiny_overrides + MADGAN + ["scheme.generators=3"])
 
 
+def test_packs_must_not_straddle_two_generators(tiny_overrides) -> None:
+    # 36 samples / 4 generators = 9 each: packs of 2 would mix two generators' samples.
+    with pytest.raises(ConfigError, match="packs of 2 from that generator alone; make train.batch_size a multiple of 8"):
+        scheme_of(tiny_overrides + MADGAN + ["scheme.generators=4", "d_modifiers=[{name: pack, m: 2}]",
+                                             "train.batch_size=36"])
+
+
+def test_madgan_with_packing_names_the_generator_of_each_pack(tmp_path, tiny_overrides) -> None:
+    overrides = tiny_overrides + MADGAN + ["scheme.generators=4", "d_modifiers=[{name: pack, m: 2}]",
+                                           "train.steps=30"]
+    scheme = scheme_of(overrides)
+    fake = scheme.fakes()
+    assert scheme.discriminator(fake.flatten(1, 2)).shape == (1, 32, 5)  # 64 samples -> 32 packs, k + 1 logits
+    loss, out = scheme.critic_loss(scheme.parts.real_batch(), fake)
+    assert loss.shape == (1,) and torch.isfinite(out["d_identify"]).all()
+    run = ganscope.Run.create(ganscope.load_config(overrides=overrides), tmp_path / "run")
+    summary = run.fit(progress=False)
+    assert all(torch.isfinite(torch.tensor(s["hq_fraction"])) for s in summary["scores"])
+
+
 def test_pairwise_cosine_similarity_matches_a_loop_over_pairs() -> None:
     torch.manual_seed(2)
     samples = torch.randn(2, 3, 4, 2)  # (seeds, generators, z, features)

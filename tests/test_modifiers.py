@@ -17,6 +17,7 @@ from ganscope.nets.modifiers import MinibatchFeatures, Packed, pack
 from ganscope.schemes import SCHEMES, Parts
 from ganscope.schemes.base import real_and_fake_logits
 from ganscope.seeding import PopulationRandom
+from ganscope.train.run import Run
 
 SMALL_D = ["discriminator.hidden=16", "discriminator.depth=2"]
 PACK3 = "d_modifiers=[{name: pack, m: 3}]"
@@ -199,6 +200,19 @@ def test_training_with_a_modifier_runs_end_to_end(tmp_path, capsys, tiny_overrid
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert math.isfinite(summary["hq_fraction_mean"])
     assert all(math.isfinite(score["reverse_kl"]) for score in summary["scores"] if score["reverse_kl"] is not None)
+
+
+@pytest.mark.parametrize("scheme", ["alternating", "unrolled", "madgan", "mrgan"])
+def test_packing_and_a_penalty_compose_with_every_scheme_that_takes_a_discriminator(
+    tmp_path, tiny_overrides, scheme
+) -> None:
+    overrides = [*tiny_overrides, f"scheme.name={scheme}", "d_modifiers=[{name: pack, m: 2}]",
+                 "regularizers=[{name: dragan}]", "train.steps=6", "train.eval_every=6", "train.log_every=3"]
+    run = Run.create(load_config(overrides=overrides), tmp_path / scheme)
+    run.fit(progress=False)
+    trained = [json.loads(line) for line in (tmp_path / scheme / "metrics.jsonl").read_text().splitlines()]
+    losses = [r["d_loss"] for r in trained if r["kind"] == "train"]
+    assert run.step == 6 and losses and all(math.isfinite(v) for v in losses)
 
 
 def test_list_shows_the_modifiers(capsys) -> None:

@@ -9,20 +9,19 @@ them; `Parts.new_discriminator` applies them in that order, the first outermost.
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import ClassVar, Literal
 
 import torch
 from pydantic import PositiveInt
 from torch import nn
 
+from ganscope.config import Config, d_modifier_params
 from ganscope.nets.base import D_MODIFIERS
 from ganscope.nets.discriminator import ExtensionFactory, FeatureExtension
 from ganscope.registry import Params
-
-if TYPE_CHECKING:
-    from ganscope.config import Config
 
 #: Builds a discriminator for samples of a given shape with the given feature extensions.
 DiscriminatorFactory = Callable[[tuple[int, ...], Sequence[ExtensionFactory]], nn.Module]
@@ -52,6 +51,17 @@ class DiscriminatorModifier(ABC):
     def check_config(cls, params: Params, cfg: Config) -> str | None:
         """Why this modifier cannot work with the rest of `cfg`, in one line; None if it can."""
         return None
+
+
+def modifiers_from_config(cfg: Config) -> list[DiscriminatorModifier]:
+    """The config's `d_modifiers`, built in order."""
+    return [D_MODIFIERS.get(piece.name)(params)
+            for piece, params in zip(cfg.d_modifiers, d_modifier_params(cfg), strict=True)]
+
+
+def pack_size(modifiers: Sequence[DiscriminatorModifier]) -> int:
+    """How many consecutive samples form one input of the modified D (1 without packing)."""
+    return math.prod(modifier.pack for modifier in modifiers)
 
 
 def apply_modifiers(build: DiscriminatorFactory, modifiers: Sequence[DiscriminatorModifier]) -> DiscriminatorFactory:

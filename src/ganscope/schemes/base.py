@@ -9,7 +9,6 @@ needs, and exposes them by name so the trainer can checkpoint any scheme the sam
 from __future__ import annotations
 
 import contextlib
-import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -18,12 +17,12 @@ import torch
 from pydantic import PositiveInt
 from torch import nn
 
-from ganscope.config import Config, OptimizerConfig, d_modifier_params, piece_params, regularizer_params
+from ganscope.config import Config, OptimizerConfig, piece_params, regularizer_params
 from ganscope.data import Dataset, dataset_from_config
-from ganscope.nets import D_MODIFIERS, DISCRIMINATORS, GENERATORS, init_population
+from ganscope.nets import DISCRIMINATORS, GENERATORS, init_population
 from ganscope.nets.discriminator import ExtensionFactory
 from ganscope.nets.layers import at_least_float32
-from ganscope.nets.modifiers import DiscriminatorModifier, apply_modifiers
+from ganscope.nets.modifiers import DiscriminatorModifier, apply_modifiers, modifiers_from_config, pack_size
 from ganscope.objectives import OBJECTIVES, Objective
 from ganscope.registry import Params, new_registry
 from ganscope.regularizers import REGULARIZERS, Regularizer
@@ -65,13 +64,9 @@ class Parts:
         seeds = cfg.seed_list()
         data = dataset_from_config(cfg)
         objective = OBJECTIVES.get(cfg.objective.name)(piece_params(cfg, "objective"))
-        d_modifiers = [
-            D_MODIFIERS.get(piece.name)(params)
-            for piece, params in zip(cfg.d_modifiers, d_modifier_params(cfg), strict=True)
-        ]
-        pack = math.prod(modifier.pack for modifier in d_modifiers)
+        d_modifiers = modifiers_from_config(cfg)
         regularizers = {
-            piece.name: REGULARIZERS.get(piece.name)(params, pack)
+            piece.name: REGULARIZERS.get(piece.name)(params, pack_size(d_modifiers))
             for piece, params in zip(cfg.regularizers, regularizer_params(cfg), strict=True)
         }
         streams = {name: PopulationRandom(seeds, name) for name in ("noise", "data", "penalty")}
@@ -85,6 +80,11 @@ class Parts:
     @property
     def batch_size(self) -> int:
         return self.cfg.train.batch_size
+
+    @property
+    def pack(self) -> int:
+        """Consecutive samples per input of D (PacGAN's m; 1 without packing)."""
+        return pack_size(self.d_modifiers)
 
     def real_batch(self) -> torch.Tensor:
         return self.data.sample_population(self.streams["data"], self.batch_size)

@@ -70,7 +70,9 @@ from pydantic import NonNegativeFloat, PositiveInt
 from torch import nn
 from torch.nn import functional as F
 
+from ganscope.config import Config
 from ganscope.errors import ConfigError
+from ganscope.nets.modifiers import modifiers_from_config, pack_size
 from ganscope.objectives.base import Objective, per_seed_mean
 from ganscope.schemes.base import SCHEMES, Parts, TwoPlayer, TwoPlayerParams, add_penalties, real_and_fake_logits
 
@@ -90,7 +92,8 @@ def realness(logits: torch.Tensor) -> torch.Tensor:
 def identification_loss(fake_logits: torch.Tensor) -> torch.Tensor:
     """Per-seed mean of -log P(made by G_i | made by a generator) over fakes, (S,).
 
-    `fake_logits` is (S, k, m, k + 1), block i holding D's logits for G_i's m samples.
+    `fake_logits` is (S, k, m, k + 1), block i holding D's logits for G_i's m samples (or,
+    with PacGAN's packing, for its m packs: D names the generator of a whole pack).
     """
     log_p = fake_logits[..., :-1].log_softmax(dim=-1)  # (S, k, m, k)
     return -per_seed_mean(log_p.diagonal(dim1=1, dim2=3))  # entries log_p[s, i, j, i]
@@ -172,11 +175,6 @@ class MadGAN(TwoPlayer):
 
     def __init__(self, parts: Parts, params: MadGANParams) -> None:
         k = params.generators
-        if parts.batch_size % k:
-            raise ConfigError(
-                f"train.batch_size ({parts.batch_size}) must be a multiple of scheme.generators ({k}): "
-                "every generator gets batch_size / generators noise vectors"
-            )
         self.per_generator = parts.batch_size // k
         self.generators = [parts.new_generator(index=i) for i in range(k)]
         self.body = split_shared_body(self.generators) if params.share_layers else nn.Identity()
@@ -187,6 +185,24 @@ class MadGAN(TwoPlayer):
         if params.share_layers:
             self.modules["generator_body"] = self.body
         self.modules["discriminator"] = self.discriminator
+
+    @classmethod
+    def check_config(cls, params: MadGANParams, cfg: Config) -> str | None:
+        """Every generator gets batch_size / k noise vectors, and with packing each pack
+        must come from one generator, so D can name the generator of a pack."""
+        k, batch = params.generators, cfg.train.batch_size
+        if batch % k:
+            return (
+                f"train.batch_size ({batch}) must be a multiple of scheme.generators ({k}): "
+                "every generator gets batch_size / generators noise vectors"
+            )
+        pack = pack_size(modifiers_from_config(cfg))
+        if (batch // k) % pack:
+            return (
+                f"each generator's {batch // k} samples per step must split into packs of {pack} from that "
+                f"generator alone; make train.batch_size a multiple of {k * pack}"
+            )
+        return None
 
     def critic(self, x: torch.Tensor) -> torch.Tensor:
         """D's realness logit of samples x: the critic every regulariser penalises."""
@@ -209,7 +225,7 @@ class MadGAN(TwoPlayer):
         pooled = fake.flatten(1, 2)
         real_logits, fake_logits = real_and_fake_logits(self.discriminator, real, pooled)
         loss, identify = discriminator_loss(
-            self.parts.objective, real_logits.float(), fake_logits.float().unflatten(1, fake.shape[1:3])
+            self.parts.objective, real_logits.float(), fake_logits.float().unflatten(1, (fake.shape[1], -1))
         )
         out = {"d_loss": loss.detach(), "d_identify": identify.detach()}
         return add_penalties(self.parts, self.critic, real, pooled, loss, out), out
@@ -218,7 +234,7 @@ class MadGAN(TwoPlayer):
         """Each G_i minimises its own loss, so the backward pass sums them (a shared body
         gets the sum of its heads' gradients); the logged `g_loss` is their mean."""
         fake = self.fakes()
-        fake_logits = self.discriminator(fake.flatten(1, 2)).float().unflatten(1, fake.shape[1:3])
+        fake_logits = self.discriminator(fake.flatten(1, 2)).float().unflatten(1, (fake.shape[1], -1))
         losses = generator_losses(self.parts.objective, fake_logits)
         diversity = self.diversity_penalty(fake.float())
         loss = losses.sum(dim=1) + diversity
