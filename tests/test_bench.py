@@ -63,6 +63,10 @@ def test_smoke_benchmark_writes_table_and_skips_finished_entries(tiny_budget: st
     cell = r"\d+\.\d+ ± \d+\.\d+"
     for method in ("gan", "pacgan2"):
         assert re.search(rf"\| \*\*{method}\*\* \| ganscope, ± std \| 2 \| {cell} \| {cell} \| ", table), method
+    for e in entries:  # the worst-seed column: fewest modes / lowest HQ % / highest reverse KL
+        modes = min(s["modes_covered"] for s in e["scores"])
+        hq = 100 * min(s["hq_fraction"] for s in e["scores"])
+        assert f"| {modes} / {hq:.1f} / " in table
     assert "30 steps instead of the budget's 4,000" in table
     assert "`d_modifiers=[{name: pack, m: 2}]`, `train.batch_size=256`" in table  # 128 packs of 2
 
@@ -73,6 +77,27 @@ def test_smoke_benchmark_writes_table_and_skips_finished_entries(tiny_budget: st
     assert err.count("skipped") == 2
     again = json.loads((tmp_path / bench.JSON_NAME).read_text())["entries"]
     assert again[:2] == entries and again[2]["method"] == "hinge"
+
+
+def test_entries_saved_by_another_process_meanwhile_are_kept(tiny_budget: str, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    # Two bench processes (one per protocol) share one protocols.json: each re-reads it
+    # before saving, so neither drops what the other finished while it trained.
+    args = ["bench", "ring", "--steps", "10", "--seeds", "1", "--budget", tiny_budget, "-o", str(tmp_path), "-q"]
+    assert main([*args, "--methods", "gan"]) == 0
+    [first] = json.loads((tmp_path / bench.JSON_NAME).read_text())["entries"]
+    real_run_job = bench.run_job
+
+    def other_process_finishes_meanwhile(job, out, progress=True):  # noqa: ANN001, ANN202
+        entry = real_run_job(job, out, progress)
+        foreign = {**first, "protocol": "grid"}
+        bench.save_entries(out, [first, foreign])
+        return entry
+
+    monkeypatch.setattr(bench, "run_job", other_process_finishes_meanwhile)
+    assert main([*args, "--methods", "hinge"]) == 0
+    saved = json.loads((tmp_path / bench.JSON_NAME).read_text())["entries"]
+    assert [(e["method"], e["protocol"]) for e in saved] == [("gan", "ring"), ("gan", "grid"), ("hinge", "ring")]
 
 
 def test_interrupted_population_resumes_from_its_checkpoint(tiny_budget: str, tmp_path: Path) -> None:
@@ -89,7 +114,7 @@ def test_interrupted_population_resumes_from_its_checkpoint(tiny_budget: str, tm
 @pytest.mark.parametrize("argv, message", [
     (["ring", "--methods", "gan", "nope"], "unknown method 'nope'; valid: gan, gan-minimax, unrolled"),
     (["square"], "unknown protocol 'square'; valid: ring, grid, all"),
-    (["all", "--budget", "gpu"], "unknown budget 'gpu'; valid: cpu, paper"),
+    (["all", "--budget", "gpu"], "unknown budget 'gpu'; valid: cpu, cpu-long, paper"),
 ])
 def test_unknown_names_exit_2_with_one_line(argv: list[str], message: str, tmp_path: Path, capsys) -> None:
     assert main(["bench", *argv, "-o", str(tmp_path)]) == 2

@@ -337,8 +337,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, default=5, help="seeds per method, trained as one population (default 5)")
     p.add_argument("--methods", nargs="+", metavar="METHOD", help="methods to run (default: all; "
                    "an unknown name lists them)")
-    p.add_argument("--budget", default="cpu", help="cpu (sized for 2 CPU cores, default) or paper (PacGAN's "
-                   "published settings)")
+    p.add_argument("--budget", default="cpu", help="cpu (sized for 2 CPU cores, 4,000 steps; default), cpu-long "
+                   "(the same, 40,000 steps) or paper (PacGAN's published settings)")
     p.add_argument("--steps", type=int, help="replace the budget's training steps (e.g. a smoke run)")
     p.add_argument("-o", "--out", type=Path, default=Path("runs") / "bench",
                    help="folder for protocols.json, protocols.md and the run folders (default runs/bench); "
