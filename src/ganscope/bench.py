@@ -137,7 +137,8 @@ BUDGETS: dict[str, Budget] = {
             (*_CPU, "train.steps=40000", "train.eval_every=4000", "train.checkpoint_every=4000"),
             "The cpu budget trained 10x longer, for the methods that lead at 4,000 steps: the cosine decay "
             "then spends thousands of steps at small learning rates, where the samples settle into the modes. "
-            "A plain-GAN population of 5 seeds takes ~5 min on one busy core, PacGAN2 ~9 min",
+            "Measured with one thread per process, two processes on 2 cores: a 5-seed population takes "
+            "5-7 min (plain GAN, PacGAN2), 7-10 min (MAD-GAN), 11 min (PacGAN4), 14 min (MD-GAN)",
         ),
         Budget(
             "paper",
