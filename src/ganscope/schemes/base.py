@@ -65,8 +65,9 @@ class Parts:
         data = dataset_from_config(cfg)
         objective = OBJECTIVES.get(cfg.objective.name)(piece_params(cfg, "objective"))
         d_modifiers = modifiers_from_config(cfg)
+        pack = pack_size(d_modifiers)
         regularizers = {
-            piece.name: REGULARIZERS.get(piece.name)(params, pack_size(d_modifiers))
+            piece.name: REGULARIZERS.get(piece.name)(params, pack)
             for piece, params in zip(cfg.regularizers, regularizer_params(cfg), strict=True)
         }
         streams = {name: PopulationRandom(seeds, name) for name in ("noise", "data", "penalty")}
@@ -80,11 +81,6 @@ class Parts:
     @property
     def batch_size(self) -> int:
         return self.cfg.train.batch_size
-
-    @property
-    def pack(self) -> int:
-        """Consecutive samples per input of D (PacGAN's m; 1 without packing)."""
-        return pack_size(self.d_modifiers)
 
     def real_batch(self) -> torch.Tensor:
         return self.data.sample_population(self.streams["data"], self.batch_size)
