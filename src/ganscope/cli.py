@@ -256,7 +256,7 @@ def cmd_theory_mode_hopping(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from ganscope.bench import plan, render_markdown, run_benchmark
 
-    jobs = plan(args.protocol, args.methods, args.budget, args.seeds, args.steps)
+    jobs = plan(args.protocol, args.methods, args.budget, args.seeds, args.steps, args.base_seed)
     result = run_benchmark(jobs, args.out, progress=not args.quiet)
     if args.json:
         _print_json(result.to_dict())
@@ -335,6 +335,9 @@ def build_parser() -> argparse.ArgumentParser:
             "numbers; resumable")
     p.add_argument("protocol", metavar="PROTOCOL", help="ring, grid or all")
     p.add_argument("--seeds", type=int, default=5, help="seeds per method, trained as one population (default 5)")
+    p.add_argument("--base-seed", type=int, default=1000,
+                   help="first seed (default 1000: seeds 1000-1999 are evaluation seeds that no setting was ever "
+                   "chosen on; 0-999 are for tuning)")
     p.add_argument("--methods", nargs="+", metavar="METHOD", help="methods to run (default: all; "
                    "an unknown name lists them)")
     p.add_argument("--budget", default="cpu", help="cpu (sized for 2 CPU cores, 4,000 steps; default), cpu-long "
