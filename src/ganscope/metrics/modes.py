@@ -20,6 +20,9 @@ class ModeScore:
     hq_fraction: float
     reverse_kl: float  # NaN when no sample is high quality
     counts: list[int]  # high-quality samples per mode
+    #: Every sample per nearest mode, high quality or not: where the generator puts its
+    #: mass even before it is sharp, so a pile of samples off the modes still shows.
+    nearest_counts: list[int]
 
     def to_dict(self) -> dict[str, object]:
         d = asdict(self)
@@ -57,6 +60,7 @@ def score_modes(samples: torch.Tensor, oracle: ModeOracle) -> ModeScore:
         hq_fraction=float(assignment.high_quality.double().mean()),
         reverse_kl=reverse_kl(counts, oracle.weights),
         counts=counts.tolist(),
+        nearest_counts=torch.bincount(assignment.mode, minlength=oracle.n_modes).tolist(),
     )
 
 

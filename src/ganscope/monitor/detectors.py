@@ -59,15 +59,22 @@ class Evaluation:
     hq_fraction: float
     duplicate_fraction: float  # share of samples with a near-duplicate; NaN if unmeasured
     spread_ratio: float  # within-mode spread over the real data's; NaN if unmeasured
+    nearest_counts: np.ndarray  # all samples per nearest mode, high quality or not
+    global_spread_ratio: float  # all samples' spread about their mean over the real data's; NaN if unmeasured
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> Evaluation:
+        counts = np.asarray(record["counts"], dtype=np.float64)
         return cls(
             step=int(record["step"]),
-            counts=np.asarray(record["counts"], dtype=np.float64),
+            counts=counts,
             hq_fraction=_number(record["hq_fraction"]),
             duplicate_fraction=_number(record.get("duplicate_fraction")),
             spread_ratio=_number(record.get("spread_ratio")),
+            # Logs written before these were recorded: the high-quality histogram is the
+            # closest stand-in, and an unmeasured spread never counts as lost.
+            nearest_counts=np.asarray(record.get("nearest_counts", counts), dtype=np.float64),
+            global_spread_ratio=_number(record.get("global_spread_ratio")),
         )
 
     @property
@@ -219,8 +226,9 @@ class Detector(ABC):
 class HistogramParams(Params):
     min_hq_fraction: float = Field(
         0.2, ge=0, le=1,
-        description="judge the mode histogram only when at least this share of samples is high "
-        "quality: below it the histogram says more about sample quality than about modes",
+        description="judge the high-quality histogram only when at least this share of samples is high "
+        "quality: below it the histogram says more about sample quality than about modes "
+        "(not-converging speaks for those evaluations)",
     )
 
 
@@ -228,7 +236,7 @@ def _judged(ev: Evaluation, p: HistogramParams) -> bool:
     return ev.hq_total > 0 and ev.hq_fraction >= p.min_hq_fraction
 
 
-class DiversityParams(HistogramParams):
+class DiversityParams(Params):
     lost_spread_ratio: float = Field(
         0.35, gt=0,
         description="diversity within the covered modes is lost when their spread (RMS distance "
@@ -241,38 +249,59 @@ class DiversityParams(HistogramParams):
         "than the real data's 1% nearest-neighbour quantile: real data scores 0.01, and "
         "concentration alone about K x 0.01 with all mass on one of K modes)",
     )
+    lost_global_spread_ratio: float = Field(
+        0.35, gt=0,
+        description="... or when all samples, high quality or not, lie within this multiple of the "
+        "real data's overall spread (RMS distance to the mean): a generator that piles its samples "
+        "in one place, on a mode or off the modes; covering two adjacent ring modes gives ~0.4",
+    )
 
 
-def _diversity_lost(ev: Evaluation, p: DiversityParams) -> bool:
-    return ev.spread_ratio <= p.lost_spread_ratio or ev.duplicate_fraction >= p.lost_duplicate_fraction
-
-
-def _diversity_kept(ev: Evaluation, p: DiversityParams) -> bool:
-    """Measured and not lost (an unmeasured spread, NaN, is neither)."""
-    return ev.spread_ratio > p.lost_spread_ratio and ev.duplicate_fraction < p.lost_duplicate_fraction
-
-
-def _diversity_numbers(ev: Evaluation) -> dict[str, float]:
-    return {"spread_ratio": ev.spread_ratio, "duplicate_fraction": ev.duplicate_fraction}
+def _diversity_lost(ev: Evaluation, p: DiversityParams) -> list[str]:
+    """The rules by which diversity is lost at `ev`, as text with the measured values
+    (empty when it is not: NaN, unmeasured, never counts as lost)."""
+    rules = []
+    if ev.spread_ratio <= p.lost_spread_ratio:
+        rules.append(f"within-mode spread {ev.spread_ratio:.2f}x real (rule: <= {p.lost_spread_ratio:g}x)")
+    if ev.duplicate_fraction >= p.lost_duplicate_fraction:
+        rules.append(f"{100 * ev.duplicate_fraction:.0f}% of samples have a near-duplicate "
+                     f"(rule: >= {100 * p.lost_duplicate_fraction:.0f}%)")
+    if ev.global_spread_ratio <= p.lost_global_spread_ratio:
+        rules.append(f"all samples within {ev.global_spread_ratio:.2f}x the real overall spread "
+                     f"(rule: <= {p.lost_global_spread_ratio:g}x)")
+    return rules
 
 
 class CollapseParams(DiversityParams):
     max_effective_fraction: float = Field(
         0.5, gt=0, le=1,
-        description="mass is concentrated on few modes when the histogram's effective number "
-        "of modes, exp(entropy), is at most this fraction of the true weights' (4 of 8 on the ring)",
+        description="mass is concentrated on few modes when the effective number of modes, "
+        "exp(entropy), of all samples' nearest modes is at most this fraction of the true "
+        "weights' (4 of 8 on the ring)",
     )
 
 
+def _concentration(ev: Evaluation, weights: np.ndarray) -> float:
+    """Effective modes of all samples' nearest-mode histogram over the true weights'."""
+    return effective_modes(ev.nearest_counts) / effective_modes(weights)
+
+
+def _collapsed(ev: Evaluation, weights: np.ndarray, p: CollapseParams) -> bool:
+    return _concentration(ev, weights) <= p.max_effective_fraction and bool(_diversity_lost(ev, p))
+
+
 @DETECTORS.register(
-    "collapse", "few modes hold most samples and within-mode diversity is lost (near-duplicates)",
+    "collapse", "samples pile onto few modes (or one place off the modes) and lose their diversity",
     CollapseParams,
 )
 class Collapse(Detector):
-    """Mode collapse (SPEC section 2): samples pile up on one or a few modes with many
-    near-duplicates. Both halves are required: concentration alone with real diversity is
-    dropping (or imbalance), and lost diversity spread over every mode is not "few modes".
-    `started_at` is the first evaluation of the trailing run showing either half."""
+    """Mode collapse (SPEC section 2): the generator puts its samples in one or a few
+    places with little variety. Read from all samples, not only the high-quality ones, so
+    a generator that piles everything in one place off the modes is collapsed too: mass
+    concentrated on few modes' neighbourhoods *and* diversity lost (near-duplicates,
+    shrunken modes, or all samples in a small region). Concentration alone with real
+    diversity is dropping. `started_at` is the first evaluation of the trailing run that
+    shows either half."""
 
     params: CollapseParams
     remedies = (
@@ -282,56 +311,58 @@ class Collapse(Detector):
         TryPiece("schemes", "madgan"),
     )
 
-    def _concentrated(self, ev: Evaluation, weights: np.ndarray) -> bool:
-        return effective_modes(ev.counts) / effective_modes(weights) <= self.params.max_effective_fraction
-
     def check(self, history: History) -> Finding | None:
         ev, w, p = history.latest, history.weights, self.params
-        if ev is None or not (_judged(ev, p) and self._concentrated(ev, w) and _diversity_lost(ev, p)):
+        if ev is None or not _collapsed(ev, w, p):
             return None
         started = trailing_start(
             history.evals,
-            lambda e: _judged(e, p) and (self._concentrated(e, w) or _diversity_lost(e, p)),
+            lambda e: _concentration(e, w) <= p.max_effective_fraction or bool(_diversity_lost(e, p)),
             lambda e: e.step,
         )
-        top = np.sort(ev.shares)[::-1]
-        n_top = int(np.searchsorted(np.cumsum(top), 0.9) + 1)
+        shares = ev.nearest_counts / max(ev.nearest_counts.sum(), 1)
+        order = np.argsort(shares)[::-1]
+        n_top = int(np.searchsorted(np.cumsum(shares[order]), 0.9) + 1)
         evidence = {
-            "effective_modes": effective_modes(ev.counts),
+            "effective_modes": effective_modes(ev.nearest_counts),
             "true_effective_modes": effective_modes(w),
-            "top_mode_share": float(top[0]),
+            "top_mode_share": float(shares[order[0]]),
             "modes_holding_90pct": float(n_top),
+            "hq_fraction": ev.hq_fraction,
             **_diversity_numbers(ev),
         }
+        near = ", ".join(str(m) for m in order[:n_top][:5]) + (", ..." if n_top > 5 else "")
         text = (
-            f"{n_top} mode(s) hold 90% of high-quality samples ({evidence['effective_modes']:.1f} "
-            f"effective of {evidence['true_effective_modes']:.1f}); within-mode spread "
-            f"{ev.spread_ratio:.2f}x real, {100 * ev.duplicate_fraction:.0f}% near-duplicates"
+            f"90% of samples lie nearest to {n_top} mode(s) ({near}): {evidence['effective_modes']:.1f} effective "
+            f"of {evidence['true_effective_modes']:.1f} (rule: <= {100 * p.max_effective_fraction:.0f}%), "
+            f"{100 * ev.hq_fraction:.0f}% high quality; diversity lost: {'; '.join(_diversity_lost(ev, p))}"
         )
         return Finding(started, evidence, text)
 
 
-class DroppingParams(DiversityParams):
+def _diversity_numbers(ev: Evaluation) -> dict[str, float]:
+    return {"spread_ratio": ev.spread_ratio, "duplicate_fraction": ev.duplicate_fraction,
+            "global_spread_ratio": ev.global_spread_ratio}
+
+
+class DroppingParams(HistogramParams, CollapseParams):
     max_mode_share: float = Field(
         0.1, ge=0, lt=1,
         description="a mode counts as dropped when it gets less than this fraction of its "
-        "fair share (true weight x high-quality samples): zero or near zero",
+        "fair share of the high-quality samples (true weight x their number): none or nearly none",
     )
     min_dropped: PositiveInt = Field(1, description="dropped modes needed to raise the event")
-    min_evenness: float = Field(
-        0.5, gt=0, le=1,
-        description="mass counts as spread evenly over the covered modes when their effective "
-        "number is at least this fraction of what the true weights give them",
-    )
 
 
 @DETECTORS.register(
-    "dropping", "some modes get no samples while the covered ones stay diverse and even",
+    "dropping", "some modes get less than 10% of their share of high-quality samples (and it is not collapse)",
     DroppingParams,
 )
 class Dropping(Detector):
-    """Mode dropping (SPEC section 2): some modes of the real data never appear while the
-    covered ones are still diverse. `started_at` is the first evaluation of the trailing
+    """Mode dropping (SPEC section 2): some modes of the real data get (almost) no
+    samples. Every such state that is not collapse is dropping, so an uncovered mode at a
+    judged evaluation always has a name. The collapse rule is read with this detector's
+    own copy of collapse's thresholds (same defaults): change both to move the boundary. `started_at` is the first evaluation of the trailing
     run with dropped modes."""
 
     params: DroppingParams
@@ -349,24 +380,78 @@ class Dropping(Detector):
 
     def check(self, history: History) -> Finding | None:
         ev, w, p = history.latest, history.weights, self.params
-        if ev is None or not self._holds(ev, w):
-            return None
-        kept = ~self._dropped(ev, w)
-        evenness = effective_modes(ev.counts[kept]) / effective_modes(w[kept])
-        if not (_diversity_kept(ev, p) and evenness >= p.min_evenness):
+        if ev is None or not self._holds(ev, w) or _collapsed(ev, w, p):
             return None
         started = trailing_start(history.evals, lambda e: self._holds(e, w), lambda e: e.step)
-        dropped = np.flatnonzero(~kept)
+        dropped = np.flatnonzero(self._dropped(ev, w))
+        kept = np.ones(len(w), dtype=bool)
+        kept[dropped] = False
         evidence = {
             "modes_dropped": float(len(dropped)),
             "n_modes": float(len(w)),
-            "evenness": evenness,
+            "modes_uncovered": float((ev.counts == 0).sum()),
+            "evenness": effective_modes(ev.counts[kept]) / effective_modes(w[kept]) if kept.any() else 0.0,
             **_diversity_numbers(ev),
         }
-        listed = ", ".join(str(m) for m in dropped[:10]) + (", ..." if len(dropped) > 10 else "")
+        shown, more = dropped[:10], ", ..." if len(dropped) > 10 else ""
+        fair = np.round(w[shown] * ev.hq_total).astype(int)
+        fair_text = f"{fair[0]}" if (fair == fair[0]).all() else ", ".join(map(str, fair)) + more
         text = (
-            f"{len(dropped)} of {len(w)} modes get no samples (modes {listed}); the covered ones keep "
-            f"{ev.spread_ratio:.2f}x the real within-mode spread and evenness {evenness:.2f}"
+            f"{len(dropped)} of {len(w)} modes get less than {100 * p.max_mode_share:.0f}% of their fair share of "
+            f"the {int(ev.hq_total)} high-quality samples: modes {', '.join(map(str, shown))}{more} hold "
+            f"{', '.join(str(int(ev.counts[m])) for m in shown)}{more} against a fair share of {fair_text}; "
+            f"{int(evidence['modes_uncovered'])} of them get none"
+        )
+        return Finding(started, evidence, text)
+
+
+class NotConvergingParams(Params):
+    min_hq_fraction: float = Field(
+        0.5, gt=0, le=1,
+        description="a seed is not converging while fewer than this share of its samples are high "
+        "quality (within the protocol's 3 std of a mode); converged GANs on the protocols reach 80-99%",
+    )
+    grace_evals: int = Field(
+        1, ge=0,
+        description="the first evaluations (this many) are not judged: every generator starts far from "
+        "the modes. Counted in evaluations, not as a share of train.steps, so that a judgement never "
+        "depends on how long the run is planned to be (resume with more steps stays bit-exact)",
+    )
+
+
+@DETECTORS.register(
+    "not-converging", "too few samples are near any mode (high quality), after the first part of training",
+    NotConvergingParams,
+)
+class NotConverging(Detector):
+    """A generator that never produces high-quality samples, or loses them: few samples
+    within the protocol's distance of any mode (PROTOCOLS.md, "high quality"). Distinct
+    from collapse (where samples go) and dropping (which modes get them): it says the
+    samples are not where the data is, whatever their spread. `started_at` is the first
+    evaluation of the trailing run below the threshold."""
+
+    params: NotConvergingParams
+    remedies = (
+        ChangeSetting("train.lr_schedule", "decay the learning rate", lambda _: "cosine"),
+        ChangeSetting("optimizer.discriminator.lr", "lower D lr", _halve),
+    )
+
+    def _low(self, ev: Evaluation) -> bool:
+        return not ev.hq_fraction >= self.params.min_hq_fraction  # NaN counts as low
+
+    def check(self, history: History) -> Finding | None:
+        ev, p = history.latest, self.params
+        if ev is None or len(history.evals) <= p.grace_evals or not self._low(ev):
+            return None
+        started = trailing_start(history.evals, self._low, lambda e: e.step)
+        finite = [e.hq_fraction for e in history.evals if math.isfinite(e.hq_fraction)]
+        best = max(finite, default=math.nan)
+        evidence = {"hq_fraction": ev.hq_fraction, "best_hq_fraction": best,
+                    "modes_covered": float((ev.counts > 0).sum())}
+        text = (
+            f"only {100 * ev.hq_fraction:.1f}% of samples are high quality, within the protocol's distance of a "
+            f"mode (rule: under {100 * p.min_hq_fraction:.0f}% after the first {p.grace_evals} evaluation(s)); "
+            f"best so far {100 * best:.1f}%"
         )
         return Finding(started, evidence, text)
 
@@ -425,7 +510,9 @@ class Hopping(Detector):
         path = " -> ".join(str(m) for _, m in dominated)
         evidence = {"hops": float(len(hops)), "evaluations": float(len(window)),
                     "dominant_share": float(window[-1].shares.max())}
-        text = f"the dominant mode changed {len(hops)} times in the last {len(window)} evaluations ({path})"
+        text = (f"the dominant mode (holding >= {100 * self.params.min_dominant_share:.0f}% of high-quality samples) "
+                f"changed {len(hops)} times in the last {len(window)} evaluations ({path}; rule: >= "
+                f"{self.params.min_hops} changes)")
         return Finding(dominated[first][0].step, evidence, text)
 
 
@@ -481,7 +568,8 @@ class Oscillation(Detector):
                 size = float(np.median(np.abs(change[jumps]))) / scale
                 evidence = {"jumps": float(len(jumps)), "reversal_rate": reversals, "jump_size": size}
                 text = (f"{key} jumps by {100 * size:.0f}% of its size {len(jumps)} times in {len(x)} records, "
-                        f"reversing {100 * reversals:.0f}% of the time")
+                        f"reversing {100 * reversals:.0f}% of the time (rule: >= {p.min_jumps} jumps of >= "
+                        f"{100 * p.min_jump:.0f}%, reversing >= {100 * p.min_reversal_rate:.0f}%)")
                 return Finding(int(t[jumps[0] + 1]), evidence, text)
         return None
 
@@ -533,7 +621,9 @@ class VanishingGradient(Detector):
         evidence = {"d_loss": _number(last["d_loss"]), "g_grad_norm": _number(last["g_grad_norm"]),
                     "g_grad_norm_peak": peak}
         text = (f"D's loss is {evidence['d_loss']:.3g} and G's gradient norm {evidence['g_grad_norm']:.3g}, "
-                f"{100 * evidence['g_grad_norm'] / peak:.1f}% of its peak {peak:.3g}")
+                f"{100 * evidence['g_grad_norm'] / peak:.1f}% of its peak {peak:.3g} (rule: D's loss <= "
+                f"{p.max_d_loss:g} and G's gradient <= {100 * p.max_grad_ratio:.0f}% of its peak in the last "
+                f"{p.min_records} records)")
         started = trailing_start(records, d_wins, lambda r: int(r["step"]))
         return Finding(started, evidence, text)
 
@@ -584,7 +674,9 @@ class Divergence(Detector):
         last = {k: float(series[k][-1]) for k in keys}
         evidence = {**last, **{f"{k}_limit": limits[k] for k in keys}}
         shown = ", ".join(f"{k} {v:.3g}" for k, v in last.items())
-        text = f"losses out of bounds ({shown}; limits {limits['d_loss']:.3g}, {limits['g_loss']:.3g})"
+        text = (f"losses out of bounds ({shown}; rule: not finite, or |loss| >= {self.params.explode_factor:g}x "
+                f"its median magnitude and >= {self.params.min_magnitude:g}: limits {limits['d_loss']:.3g}, "
+                f"{limits['g_loss']:.3g})")
         return Finding(started, evidence, text)
 
 
@@ -649,7 +741,9 @@ class LossSignature(Detector):
             return None
         start = max(found, key=lambda i: g[i])
         evidence = found[start]
+        p = self.params
         text = (f"G's loss fell {100 * -evidence['g_change']:.0f}% over {len(t) - start} log intervals "
                 f"({100 * evidence['g_falling_share']:.0f}% of them down) while D's moved "
-                f"{100 * evidence['d_change']:.1f}%")
+                f"{100 * evidence['d_change']:.1f}% (rule: a fall >= {100 * p.min_g_drop:.0f}%, >= "
+                f"{100 * p.min_falling_share:.0f}% of steps down, D within {100 * p.max_d_change:.0f}%)")
         return Finding(int(t[start]), evidence, text)

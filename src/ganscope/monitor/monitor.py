@@ -27,6 +27,7 @@ import yaml
 
 from ganscope.config import PIECE_LIST_REGISTRIES, PIECE_REGISTRIES, Config, piece_params
 from ganscope.data import Dataset
+from ganscope.metrics.features import near_duplicate_threshold
 from ganscope.metrics.neighbours import nearest_neighbour_distances
 from ganscope.monitor.detectors import (
     DETECTORS,
@@ -65,17 +66,27 @@ def mode_spreads(flat: torch.Tensor, mode: torch.Tensor, keep: torch.Tensor, n_m
     return variance.clamp(min=0).sqrt().numpy(), counts.numpy()
 
 
+def global_spread(flat: torch.Tensor) -> float:
+    """RMS distance of the rows of `flat` to their mean."""
+    x = flat.double()
+    return float((x - x.mean(dim=0)).square().sum(dim=1).mean().sqrt())
+
+
 class Diversity:
     """Diversity statistics of generated samples, each judged against real samples.
 
     - `duplicate_fraction`: share of samples whose nearest other sample lies within the
       `quantile` (default 1%) quantile of the real set's nearest-neighbour distances, as
       the `birthday` metric defines near-duplicates; real data scores about `quantile`.
-      The real set has as many samples as the fake one, since neighbour distances shrink
-      with the sample count.
+      Both sets have the same size, since neighbour distances shrink with the sample
+      count: a data file with fewer points than the samples is compared with as many
+      samples as it has points.
     - `spread_ratio`: within-mode spread of the high-quality samples over the real data's,
       mass-weighted over the modes both sets populate; about 1 for real data whatever
       the number of modes covered.
+    - `global_spread_ratio`: the RMS distance of all samples, high quality or not, to
+      their mean, over the real data's: near 0 when everything sits in one place, on a
+      mode or off the modes, where the two statistics above see nothing.
 
     The real reference is drawn once per sample count from a fixed stream, so the
     statistics are deterministic (as bit-exact resume requires).
@@ -85,29 +96,40 @@ class Diversity:
         self.data = data
         self.quantile = quantile
         self.seed = seed
-        self._reference: dict[int, tuple[float, np.ndarray, np.ndarray]] = {}
+        self._reference: dict[int, tuple[float, int, np.ndarray, np.ndarray]] = {}
+        self._real_global_spread: float | None = None
 
     def _spreads(self, samples: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         assignment = self.data.oracle.assign(samples)
         flat = samples.reshape(len(samples), -1)
         return mode_spreads(flat, assignment.mode, assignment.high_quality, self.data.oracle.n_modes)
 
-    def reference(self, n: int) -> tuple[float, np.ndarray, np.ndarray]:
-        """(near-duplicate threshold, per-mode spread, per-mode count) of n real samples."""
+    def reference(self, n: int) -> tuple[float, int, np.ndarray, np.ndarray]:
+        """(near-duplicate threshold, the number of samples it holds for, per-mode spread,
+        per-mode count) of the real reference set for n samples (`Dataset.reference`: the
+        real points without repeats, fewer than n when a data file holds fewer)."""
         if n not in self._reference:
-            real = self.data.sample(n, make_generator(self.seed, "eval", 0, n))
-            flat = real.reshape(n, -1)[:MAX_DUPLICATE_SAMPLES]
-            threshold = torch.quantile(nearest_neighbour_distances(flat, 1)[:, 0], self.quantile).item()
-            self._reference[n] = (threshold, *self._spreads(real))
+            real = self.data.reference(n, make_generator(self.seed, "eval", 0, n))
+            flat = real.reshape(len(real), -1)[:MAX_DUPLICATE_SAMPLES]
+            threshold = near_duplicate_threshold(flat, self.quantile)
+            self._reference[n] = (threshold, len(flat), *self._spreads(real))
         return self._reference[n]
 
+    def real_global_spread(self) -> float:
+        """The real data's overall spread, from a fixed draw of MAX_DUPLICATE_SAMPLES points."""
+        if self._real_global_spread is None:
+            n = MAX_DUPLICATE_SAMPLES
+            real = self.data.sample(n, make_generator(self.seed, "eval", 1, n))
+            self._real_global_spread = global_spread(real.reshape(n, -1))
+        return self._real_global_spread
+
     def measure(self, samples: torch.Tensor) -> dict[str, float]:
-        """The two statistics of one seed's samples (n, *sample_shape); NaN when unmeasurable."""
+        """The three statistics of one seed's samples (n, *sample_shape); NaN when unmeasurable."""
         n = len(samples)
         if n < 2:
-            return {"duplicate_fraction": math.nan, "spread_ratio": math.nan}
-        threshold, real_spread, real_count = self.reference(n)
-        flat = samples.reshape(n, -1)[:MAX_DUPLICATE_SAMPLES]
+            return {"duplicate_fraction": math.nan, "spread_ratio": math.nan, "global_spread_ratio": math.nan}
+        threshold, compared, real_spread, real_count = self.reference(n)
+        flat = samples.reshape(n, -1)[:compared]
         duplicates = (nearest_neighbour_distances(flat, 1)[:, 0] <= threshold).double().mean().item()
         spread, count = self._spreads(samples)
         usable = (count >= MIN_MODE_SAMPLES) & (real_count >= MIN_MODE_SAMPLES) & (real_spread > 0)
@@ -115,7 +137,9 @@ class Diversity:
             float((count[usable] * spread[usable] / real_spread[usable]).sum() / count[usable].sum())
             if usable.any() else math.nan
         )
-        return {"duplicate_fraction": duplicates, "spread_ratio": ratio}
+        real_global = self.real_global_spread()
+        overall = global_spread(samples.reshape(n, -1)) / real_global if real_global > 0 else math.nan
+        return {"duplicate_fraction": duplicates, "spread_ratio": ratio, "global_spread_ratio": overall}
 
 
 # ---- events ---------------------------------------------------------------------------
@@ -155,7 +179,8 @@ class Event:
 
     def ended(self, step: int, since: int) -> Event:
         """The record that this condition stopped holding at step `since`."""
-        return Event(self.kind, self.seed, step, self.started_at, {}, f"absent from step {since}", None, "ended")
+        return Event(self.kind, self.seed, step, self.started_at, {"absent_from": float(since)},
+                     f"absent from step {since}", None, "ended")
 
     def line(self) -> str:
         """One console line."""
@@ -166,19 +191,52 @@ class Event:
         return f"{head} since step {self.started_at}: {self.text}{remedy}"
 
 
-def describe_events(records: Sequence[dict[str, Any]]) -> str:
-    """The started events of a run in a few words per condition, for the verdict."""
-    by_kind: dict[str, list[dict[str, Any]]] = {}
+def describe_events(records: Sequence[dict[str, Any]], current: set[tuple[int, str]] | None = None) -> str:
+    """The run's events for the verdict: those that hold at the end first, then those that
+    ended, with their spans. `current` holds the (seed, kind) pairs whose condition held
+    at the last judgement (`Monitor.current`); without it, an event counts as current
+    until an `ended` record follows it."""
+    spans: dict[tuple[int, str], list[tuple[int, int | None]]] = {}
     for r in records:
-        if r["kind"] == "event" and r["status"] == "started":
-            by_kind.setdefault(r["event"], []).append(r)
-    parts = []
-    for kind, events in by_kind.items():
-        seeds = sorted({e["seed"] for e in events})
-        first = min(e["started_at"] for e in events)
-        who = f"seed {seeds[0]}" if len(seeds) == 1 else f"{len(seeds)} seeds"
-        parts.append(f"{kind} ({who}, from step {first})")
-    return "events: " + ("; ".join(parts) if parts else "none")
+        if r["kind"] != "event":
+            continue
+        key = (r["seed"], r["event"])
+        if r["status"] == "started":
+            spans.setdefault(key, []).append((r["started_at"], None))
+        elif spans.get(key) and spans[key][-1][1] is None:
+            spans[key][-1] = (spans[key][-1][0], int(r["evidence"].get("absent_from", r["step"])))
+    if current is None:
+        current = {key for key, s in spans.items() if s[-1][1] is None}
+    now: dict[str, list[tuple[int, int]]] = {}
+    past: dict[str, list[tuple[int, int, int | None]]] = {}
+    for (seed, kind), s in spans.items():
+        for start, end in s[:-1] if (seed, kind) in current else s:
+            past.setdefault(kind, []).append((seed, start, end))
+        if (seed, kind) in current:
+            now.setdefault(kind, []).append((seed, s[-1][0]))
+    if not now and not past:
+        return "events: none"
+    parts = [f"{kind} ({_seeds(sorted(seed for seed, _ in found))}, since step {min(st for _, st in found)})"
+             for kind, found in now.items()]
+    text = "events: " + ("; ".join(parts) if parts else "none at the end")
+    if past:
+        ended = []
+        for kind, found in past.items():
+            ranges = ", ".join(_span(start, end) for _, start, end in found[:3])
+            more = f" and {len(found) - 3} more" if len(found) > 3 else ""
+            ended.append(f"{kind} ({_seeds(sorted({seed for seed, _, _ in found}))}: {ranges}{more})")
+        text += "; ended: " + "; ".join(ended)
+    return text
+
+
+def _span(start: int, end: int | None) -> str:
+    """A past condition's steps: until it cleared, or until the last evaluation, where it
+    no longer held (an event ends only after `end_after` clear evaluations)."""
+    return f"steps {start}-{end}, recovered" if end is not None else f"from step {start}, absent at the last evaluation"
+
+
+def _seeds(seeds: Sequence[int]) -> str:
+    return f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {', '.join(map(str, seeds))}"
 
 
 # ---- remedies -------------------------------------------------------------------------
@@ -198,7 +256,9 @@ def _override(cfg: Config, suggestion: Suggestion) -> str | None:
     apply (a piece not registered or already in use, a setting the config lacks)."""
     if isinstance(suggestion, ChangeSetting):
         current = _setting(cfg, suggestion.key)
-        return None if current is None else f"-s {suggestion.key}={suggestion.new_value(current):g}"
+        if current is None or (value := suggestion.new_value(current)) == current:
+            return None
+        return f"-s {suggestion.key}={value:g}" if isinstance(value, float) else f"-s {suggestion.key}={value}"
     registry = ALL_REGISTRIES.get(suggestion.registry)
     if registry is None or suggestion.name not in registry:
         return None
@@ -263,6 +323,8 @@ class Monitor:
         self.active: dict[tuple[int, str], Event] = {}
         #: Evaluations in a row an active condition has been absent, and the first of them.
         self.absent: dict[tuple[int, str], tuple[int, int]] = {}
+        #: (seed, kind) whose condition held when last judged: what is true at the end.
+        self.current: set[tuple[int, str]] = set()
 
     def measure(self, samples: torch.Tensor) -> list[dict[str, float]]:
         """Diversity statistics per seed of (S, n, *sample_shape) samples, to add to the
@@ -295,6 +357,7 @@ class Monitor:
                 continue
             finding = detector.check(self.histories[seed])
             key = (seed, kind)
+            (self.current.add if finding is not None else self.current.discard)(key)
             if finding is not None:
                 self.absent.pop(key, None)
                 if key not in self.active:
