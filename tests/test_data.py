@@ -136,3 +136,43 @@ def test_file_dataset_rejects_missing_and_non_numeric_csv(tmp_path) -> None:
     bad.write_text("x,y\n1,2\n3,oops\n")
     with pytest.raises(DataError, match="not numeric"):
         build("file", f"path={bad}")
+
+
+def _three_blobs(path, n: int = 300, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centres = np.array([[0.0, 0.0], [3.0, 0.0], [0.0, 3.0]])
+    points = centres[rng.integers(0, 3, n)] + 0.1 * rng.standard_normal((n, 2))
+    np.save(path, points)
+    return points
+
+
+def test_file_reference_is_every_point_as_given_when_n_is_not_smaller(tmp_path) -> None:
+    points = _three_blobs(tmp_path / "points.npy")
+    data = build("file", f"path={tmp_path / 'points.npy'}")
+    for n in (300, 1000):
+        reference = data.reference(n, torch.Generator().manual_seed(0))
+        assert reference.dtype == torch.float64  # the file's own precision, not float32
+        np.testing.assert_array_equal(reference.numpy(), points)
+    assert data.sample(50, torch.Generator().manual_seed(0)).dtype == torch.float32
+
+
+def test_file_reference_subsamples_without_replacement_deterministically(tmp_path) -> None:
+    points = _three_blobs(tmp_path / "points.npy")
+    data = build("file", f"path={tmp_path / 'points.npy'}")
+    subsample = data.reference(200, torch.Generator().manual_seed(4))
+    assert subsample.shape == (200, 2)
+    assert len(torch.unique(subsample, dim=0)) == 200  # no row twice
+    rows = {tuple(p) for p in points.tolist()}
+    assert all(tuple(p) in rows for p in subsample.tolist())
+    assert torch.equal(subsample, data.reference(200, torch.Generator().manual_seed(4)))
+    assert not torch.equal(subsample, data.reference(200, torch.Generator().manual_seed(5)))
+    # Training batches still draw with replacement: 1000 rows from 300 repeat some.
+    batch = data.sample(1000, torch.Generator().manual_seed(0))
+    assert len(torch.unique(batch, dim=0)) < 300
+
+
+def test_infinite_dataset_reference_is_fresh_draws() -> None:
+    ring = build("ring")
+    reference = ring.reference(700, torch.Generator().manual_seed(2))
+    assert torch.equal(reference, ring.sample(700, torch.Generator().manual_seed(2)))
+    assert len(torch.unique(reference, dim=0)) == 700

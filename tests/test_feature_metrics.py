@@ -24,6 +24,7 @@ from ganscope.metrics.features import (
     frechet_from_moments,
     ndb,
     ndb_with_centres,
+    near_duplicate_threshold,
     prdc,
 )
 from ganscope.metrics.neighbours import (
@@ -276,6 +277,16 @@ def test_birthday_collapsed_fake_is_all_duplicates() -> None:
     assert got["duplicate_fraction"] == 1.0
     assert got["support"] == 50**2 and got["support_is_lower_bound"] == 0
     assert "duplicate_rate_250" in got and "duplicate_rate_400" not in got
+
+
+def test_near_duplicate_threshold_ignores_rows_the_real_set_repeats() -> None:
+    real = torch.randn(200, 3, generator=torch.Generator().manual_seed(9), dtype=torch.float64)
+    once = near_duplicate_threshold(real, 0.01)
+    assert once == pytest.approx(np.quantile(_ref_radii(real.numpy(), 1), 0.01), abs=1e-12)
+    # Every row two or three times: raw nearest-neighbour distances are all 0, not the scale.
+    assert near_duplicate_threshold(torch.cat([real, real[:50], real]), 0.01) == once
+    with pytest.raises(DataError, match="1 distinct sample"):
+        near_duplicate_threshold(torch.ones(20, 3), 0.01)
 
 
 def test_birthday_distinct_fake_gives_lower_bound() -> None:

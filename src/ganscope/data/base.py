@@ -70,6 +70,44 @@ class Dataset(ABC):
         """`n` samples per seed, (S, n, *sample_shape), each seed from its own stream."""
         return torch.stack([self.sample(n, g) for g in rng.generators])
 
+    def reference(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """The real set that metrics compare against: at most `n` samples, none drawn twice.
+
+        Training batches may repeat real points (minibatch SGD on a finite set does), but a
+        metric's reference must not: a point drawn twice is an exact duplicate the data does
+        not hold, which zeroes nearest-neighbour radii and near-duplicate thresholds. An
+        infinite dataset draws `n` fresh samples; `FiniteDataset` overrides this.
+        """
+        return self.sample(n, generator)
+
+
+class FiniteDataset(Dataset):
+    """A dataset that is a fixed set of real samples (a file's rows; image folders later).
+
+    Training draws float32 batches from them with replacement; the metrics' `reference`
+    uses them as they are, in their own precision (so a set scored against itself matches
+    exactly), all of them when there are at most `n`, else a subsample of `n` without
+    replacement. Rows the data itself repeats are kept: a row given twice weighs twice, in
+    training and in the metrics alike.
+    """
+
+    def __init__(self, points: torch.Tensor) -> None:
+        self.points = points
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        return tuple(self.points.shape[1:])
+
+    def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        return self.points[torch.randint(len(self.points), (n,), generator=generator)].float()
+
+    def reference(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """All points (in their order) when there are at most `n`, else `n` of them drawn
+        without replacement by `generator`; so possibly fewer than `n`."""
+        if len(self.points) <= n:
+            return self.points
+        return self.points[torch.randperm(len(self.points), generator=generator)[:n]]
+
 
 def dataset_from_config(cfg: Config) -> Dataset:
     """The dataset a config names, built from its validated parameters."""

@@ -1,8 +1,9 @@
 """The user's own point cloud (.npy, .npz or .csv) as a dataset.
 
-Real samples are drawn with replacement from the file's rows. When the user gives no
-mode centres, modes are found by clustering the real data, so coverage, high quality and
-reverse KL are defined for data without labels.
+Training batches are drawn with replacement from the file's rows; metrics use the rows
+themselves (`FiniteDataset.reference`). When the user gives no mode centres, modes are
+found by clustering the real data, so coverage, high quality and reverse KL are defined
+for data without labels.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pydantic import PositiveFloat, PositiveInt
 from sklearn.cluster import KMeans
 from sklearn.mixture import GaussianMixture as SkGaussianMixture
 
-from ganscope.data.base import DATASETS, Dataset
+from ganscope.data.base import DATASETS, FiniteDataset
 from ganscope.data.mixture import MixtureOracle
 from ganscope.errors import DataError
 from ganscope.registry import Params
@@ -128,24 +129,17 @@ def cluster_modes(points: np.ndarray, p: FileParams) -> MixtureOracle:
     )
 
 
-class PointFile(Dataset):
-    """Rows of a file, resampled with replacement."""
+class PointFile(FiniteDataset):
+    """The rows of a file with the oracle of their modes."""
 
     def __init__(self, points: np.ndarray, oracle: MixtureOracle) -> None:
+        super().__init__(torch.from_numpy(points))
         self.name = "file"
-        self.points = torch.from_numpy(points).float()
         self._oracle = oracle
-
-    @property
-    def sample_shape(self) -> tuple[int, ...]:
-        return (self.points.shape[1],)
 
     @property
     def oracle(self) -> MixtureOracle:
         return self._oracle
-
-    def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
-        return self.points[torch.randint(len(self.points), (n,), generator=generator)]
 
 
 @DATASETS.register("file", "your own points from a .npy/.npz/.csv file; modes by clustering", FileParams)

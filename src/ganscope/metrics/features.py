@@ -254,10 +254,27 @@ class BirthdayParams(Params):
     )
     n_batches: int = Field(20, ge=1, description="random batches per size")
     threshold_quantile: float = Field(
-        0.01, ge=0, le=1, description="quantile of real nearest-neighbour distances below "
-        "which (inclusive) two fake samples are near-duplicates"
+        0.01, ge=0, le=1, description="quantile of the distinct real samples' nearest-neighbour "
+        "distances below which (inclusive) two fake samples are near-duplicates"
     )
     seed: int = Field(0, description="batch sampling seed when no generator is given")
+
+
+def near_duplicate_threshold(real: Tensor, quantile: float) -> float:
+    """The `quantile` of nearest-neighbour distances among the distinct rows of `real`: two
+    samples closer than this are near-duplicates (the birthday metric, the monitor).
+
+    Distinct rows, because the threshold is a length scale of the data: a row that a data
+    file repeats sits at distance 0 from its twin, and a quantile of such zeros would count
+    only exact copies as near-duplicates.
+    """
+    distinct = torch.unique(real, dim=0)
+    if len(distinct) < 2:
+        raise DataError(
+            f"near-duplicates: real has {len(distinct)} distinct sample(s); "
+            "give at least two different real samples"
+        )
+    return torch.quantile(nearest_neighbour_distances(distinct, 1)[:, 0], quantile).item()
 
 
 def _has_near_duplicate(batch: Tensor, threshold: float) -> bool:
@@ -276,7 +293,8 @@ def birthday(
     probability about 1 - exp(-s^2 / 2n), about 1/2 when s ~ sqrt(n); so support ~ s^2 at
     the smallest s where duplicates appear with probability >= 1/2. Two fakes are
     near-duplicates when their distance is <= the `threshold_quantile` (default 0.01)
-    quantile of the real set's nearest-neighbour distances. For each s in `batch_sizes`
+    quantile of the nearest-neighbour distances among the distinct real samples
+    (`near_duplicate_threshold`). For each s in `batch_sizes`
     (default 50..800, capped by M), `n_batches` (default 20) batches are drawn without
     replacement. Returns support (s^2, or the largest s^2 as a lower bound when no size
     reaches 1/2, flagged by support_is_lower_bound), duplicate_rate_<s> per size,
@@ -291,9 +309,7 @@ def birthday(
     real, fake = _check_sets(
         "birthday", real, fake, 2, 2, "nearest-neighbour distances need two samples; pass more"
     )
-    threshold = torch.quantile(
-        nearest_neighbour_distances(real, 1)[:, 0], params.threshold_quantile
-    ).item()
+    threshold = near_duplicate_threshold(real, params.threshold_quantile)
     gen = torch.Generator().manual_seed(_resolve_seed(generator, params.seed))
     sizes = sorted({min(s, len(fake)) for s in params.batch_sizes})
     result: dict[str, float] = {}

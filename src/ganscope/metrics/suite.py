@@ -15,9 +15,15 @@ def feature_metrics(
     """Each named metric (default hyperparameters) of `fake` against `real`.
 
     Samples of any shape are flattened to vectors: for points that is their space; for
-    images a learned feature space belongs in front of this call.
+    images a learned feature space belongs in front of this call. When `fake` holds more
+    samples than `real` (a data file with fewer points than were generated), only its
+    first len(real) samples are scored: k-NN radii and near-duplicate thresholds shrink
+    with the sample count, so coverage and the birthday statistics compare like with like
+    only at equal sizes (two samples of one distribution have expected coverage
+    1 - prod_{i=1..k} (N-i)/(M+N-i), Naeem et al. 2020, which grows with M/N).
     """
     entries = [METRICS.entry(name) for name in names]  # unknown names fail before any work
+    fake = fake[: len(real)]
     real_flat, fake_flat = real.reshape(len(real), -1).double(), fake.reshape(len(fake), -1).double()
     return {
         e.name: e.obj(real_flat, fake_flat, e.params(), make_generator(seed, "report", i))
@@ -26,5 +32,6 @@ def feature_metrics(
 
 
 def reference_samples(data: Dataset, n: int, seed: int = 0) -> torch.Tensor:
-    """`n` real samples from a fixed stream, so repeated evaluations compare alike."""
-    return data.sample(n, make_generator(seed, "report", 1_000_000))
+    """The real set for metrics (`Dataset.reference`: at most `n` samples, none twice; a
+    data file's own points), from a fixed stream so repeated evaluations compare alike."""
+    return data.reference(n, make_generator(seed, "report", 1_000_000))
