@@ -13,11 +13,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 import ganscope
 from ganscope.cli import main
-from ganscope.report import REPORT
+from ganscope.monitor.monitor import Event
+from ganscope.report import REPORT, figures, write_report
+from ganscope.schemes.madgan import MadGAN, MadGANParams
+from ganscope.train.log import MetricsLog
 from ganscope.train.snapshots import SNAPSHOT_SAMPLES, snapshot_steps
 
 # The divergence detector at a hair trigger: a run of 60 steps raises events, so the
@@ -60,11 +64,26 @@ def test_run_report_is_self_contained_and_complete(ring_run: Path) -> None:
     assert events, "the hair-trigger monitor should have raised events"
     timeline = page.split('id="events"')[1].split("<h2")[0]
     assert all(html.escape(e["event"]) in timeline for e in events)
-    assert timeline.count("<tr>") == 1 + len(summary["events"])
+    assert timeline.count("<tr>") == 1 + len(events)  # one row per event, its end folded into it
     for picture in ("samples.png", "evolution.png", "training.gif", "modes.png", "curves.png"):
         assert (ring_run / picture).stat().st_size > 1000, picture
     assert page.count("<img") == 5
     assert not (ring_run / "tsne.png").exists()  # 2-D data are shown as they are
+
+
+def test_events_show_their_spans_and_the_verdict_keeps_ended_apart_from_current(ring_run: Path) -> None:
+    hopping = Event("hopping", 0, 40, 20, {}, "constructed", None)  # evidence from 20, raised at 40
+    oscillation = Event("oscillation", 1, 60, 40, {}, "constructed", None)
+    MetricsLog(ring_run / "metrics.jsonl").append(
+        [hopping.to_record(), hopping.ended(60, 40).to_record(), oscillation.to_record()])  # absent from 40
+    page = write_report(ring_run).read_text()
+    timeline = page.split('id="events"')[1].split("<h2")[0]
+    assert html.escape("steps 20 – 40") in timeline and html.escape("steps 40 – ongoing at the end") in timeline
+    verdict = page.split('class="verdict')[1].split('<div class="cards">')[0]
+    current, ended = verdict.split("Ended during training:")
+    assert "Current at the end:" in current
+    assert 'oscillation</span> seed 1 (steps 40 – ongoing at the end)' in html.unescape(current)
+    assert 'hopping</span> seed 0 (steps 20 – 40)' in html.unescape(ended) and "hopping" not in current
 
 
 def test_snapshots_and_gif_have_every_evaluation(ring_run: Path) -> None:
@@ -85,6 +104,75 @@ def test_resumed_run_animates_only_the_evaluations_its_log_keeps(tmp_path: Path,
     assert snapshot_steps(run_dir) == [20, 40, 50, 60]  # 50 is no evaluation of the longer run
     with Image.open(run_dir / "training.gif") as gif:
         assert gif.n_frames == 3
+
+
+def test_strip_keeps_every_evaluation_where_an_event_started() -> None:
+    steps = list(range(20, 401, 20))  # 20 evaluations
+    evenly = figures.strip_steps(steps, set())
+    assert len(evenly) == figures.MAX_EVOLUTION_COLUMNS and evenly[0] == 20 and evenly[-1] == 400
+    assert 60 not in evenly  # even spacing alone skips it
+    with_event = figures.strip_steps(steps, {60, 999})  # 999: no evaluation, ignored
+    assert 60 in with_event and len(with_event) == figures.MAX_EVOLUTION_COLUMNS
+    assert with_event[0] == 20 and with_event[-1] == 400
+    many = set(steps[1:13])  # more event steps than panels: the strip widens to show them all
+    assert many <= set(figures.strip_steps(steps, many)) and len(figures.strip_steps(steps, many)) == 14
+    too_many = set(steps)
+    assert len(figures.strip_steps(steps, too_many)) == figures.MAX_EVOLUTION_COLUMNS_WITH_EVENTS
+
+
+def capture(monkeypatch: pytest.MonkeyPatch, name: str) -> list[tuple]:
+    """Record the arguments of every call of `figures.<name>`, still drawing the picture."""
+    calls: list[tuple] = []
+    draw = getattr(figures, name)
+
+    def recorded(*args, **kwargs):
+        calls.append((*args, *kwargs.values()))
+        return draw(*args, **kwargs)
+
+    monkeypatch.setattr(figures, name, recorded)
+    return calls
+
+
+def test_evolution_strip_shows_the_evaluation_where_an_event_started(
+    tmp_path: Path, tiny_overrides: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = train(tmp_path / "run", tiny_overrides + ["train.steps=100", "train.eval_every=10",
+                                                      "train.monitor.enabled=false"])
+    steps = list(range(10, 101, 10))
+    assert 30 not in figures.strip_steps(steps, set())
+    MetricsLog(run / "metrics.jsonl").append([Event("hopping", 0, 30, 30, {}, "constructed", None).to_record()])
+    strips = capture(monkeypatch, "evolution_figure")
+    write_report(run)
+    (_, frames, _, cells, colours, _), = strips
+    assert 30 in [step for step, _ in frames] and len(frames) == figures.MAX_EVOLUTION_COLUMNS
+    assert cells == {(30, 0): ["hopping"]} and "hopping" in colours
+    with Image.open(run / "evolution.png") as strip:
+        assert strip.width > 8 * 150
+    assert "every such evaluation is shown" in (run / REPORT).read_text()
+
+
+def test_madgan_samples_are_grouped_by_the_generator_that_made_them(
+    tmp_path: Path, tiny_overrides: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    overrides = tiny_overrides + ["scheme.name=madgan", "scheme.generators=4", "train.steps=40",
+                                  "train.eval_samples=1000"]
+    finals, strips, gifs = (capture(monkeypatch, n) for n in ("samples_figure", "evolution_figure", "animation_gif"))
+    run = ganscope.Run.create(ganscope.load_config(overrides=overrides), tmp_path / "madgan")
+    run.fit(progress=False)
+    final = finals[0][1]
+    assert final.count == 4 and np.bincount(final.of_sample).tolist() == [250] * 4
+    snapshot = strips[0][5]  # snapshots keep the first 500 of the 1000 samples drawn: G1's and G2's
+    assert gifs[0][3] == snapshot  # the animation colours its points alike
+    assert snapshot.count == 4 and np.bincount(snapshot.of_sample, minlength=4).tolist() == [250, 250, 0, 0]
+    assert "hold samples of G1, G2 only, of 4 generators" in (run.run_dir / REPORT).read_text()
+    # The layout is the one `generate` uses: each sample equals its own generator's output.
+    scheme = run.scheme
+    scheme.train(False)
+    z = torch.randn(1, 10, 8)  # one seed, noise.z_dim 8
+    made_by = MadGAN.generator_of_samples(MadGANParams(generators=4), 10)
+    with torch.no_grad():
+        own = torch.stack([g(scheme.body(z)) for g in scheme.generators])  # (k, S, n, 2): every G on every z
+    torch.testing.assert_close(scheme.generate(z), own[made_by, :, torch.arange(10)].transpose(0, 1))
 
 
 def test_compare_two_runs_from_the_cli(ring_run: Path, tmp_path: Path, tiny_overrides: list[str], capsys) -> None:

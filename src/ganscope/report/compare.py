@@ -111,13 +111,15 @@ def compare_page(runs: Sequence[RunFolder], names: Sequence[str], pictures: Sequ
     rows = []
     for i, (r, name) in enumerate(zip(runs, names, strict=True)):
         s = r.summary
-        started = sum(e["status"] == "started" for e in r.events)
+        episodes = r.episodes
+        ongoing = sum(e.ended is None for e in episodes)
         rows.append([
             _swatch(i) + esc(name), esc(r.cfg.data.name), esc(r.cfg.objective.name), esc(r.cfg.scheme.name),
             f"{s['step']:,}", str(len(r.seeds)),
             f"{mean_std(s['modes_covered_mean'], s['modes_covered_std'])} / {s['scores'][0]['n_modes']}",
             mean_std(s["hq_fraction_mean"], s["hq_fraction_std"], 100, unit=" %"),
-            mean_std(s["reverse_kl_mean"], s["reverse_kl_std"], digits=3), str(started),
+            mean_std(s["reverse_kl_mean"], s["reverse_kl_std"], digits=3),
+            f'{len(episodes)} <span class="muted">({ongoing} ongoing)</span>',
         ])
     scores = table(["run", "data", "objective", "scheme", "steps", "seeds", "modes covered", "high quality",
                     "reverse KL", "events"], rows, numeric=(4, 5, 6, 7, 8, 9))

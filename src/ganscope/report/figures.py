@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import io
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import ParamSpec, TypeVar
 
@@ -35,6 +35,9 @@ MAX_PANELS = 8
 """Seeds shown with a panel each; a population is summarised by its first seeds."""
 MAX_EVOLUTION_SEEDS = 4
 MAX_EVOLUTION_COLUMNS = 8
+"""Evaluations in the evolution strip, spread evenly over training."""
+MAX_EVOLUTION_COLUMNS_WITH_EVENTS = 16
+"""How far evaluations where events started may widen the strip."""
 MAX_GIF_FRAMES = 60
 TSNE_POINTS = 600
 """Real points and generated points (all shown seeds together) in the t-SNE map; t-SNE
@@ -89,6 +92,14 @@ LINE_COLOURS = "tab10"
 """Curves' colours, one per seed or per run, in order (pages match them with swatches)."""
 EVENT_COLOURS = ("#7048e8", "#0c8599", "#a61e4d", "#5c940d", "#862e9c", "#495057")
 """Event kinds' colours, apart from the first seeds' (tab10: blue, orange, green, red)."""
+GENERATOR_COLOURS = ("#e8590c", "#7048e8", "#2f9e44", "#d6336c", "#0c8599", "#f59f00", "#862e9c", "#5c940d")
+"""Colours of a multi-generator scheme's generators, none of them the real density's
+blue or the true modes' red; a cyclic map beyond."""
+
+
+def event_colours(kinds: Iterable[str]) -> dict[str, str]:
+    """A colour per event kind, by sorted name, so every picture of a run agrees."""
+    return {k: EVENT_COLOURS[i % len(EVENT_COLOURS)] for i, k in enumerate(sorted(set(kinds)))}
 
 
 def mode_colours(n_modes: int) -> Colormap:
@@ -102,6 +113,29 @@ def mode_colours(n_modes: int) -> Colormap:
 
 
 # ---- samples in the plane ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Generators:
+    """Which of a scheme's `count` generators made each sample (MAD-GAN's k generators),
+    so that each generator's share of the modes shows in its own colour."""
+
+    of_sample: np.ndarray  # (n,) generator index of each sample
+    count: int
+
+    def palette(self) -> Colormap:
+        if self.count <= len(GENERATOR_COLOURS):
+            return ListedColormap(GENERATOR_COLOURS[: self.count])
+        return plt.get_cmap("hsv", self.count + 1)
+
+    def colours(self) -> np.ndarray:
+        """(n, 4) RGBA colour of each sample."""
+        return self.palette()(self.of_sample)
+
+    def legend(self) -> list[plt.Line2D]:
+        """"G1" .. "Gk", numbered from one as in the paper."""
+        palette = self.palette()
+        return [plt.Line2D([], [], ls="", marker="o", ms=4, c=palette(i), label=f"G{i + 1}") for i in range(self.count)]
 
 
 @dataclass
@@ -154,12 +188,16 @@ class Plane:
         smooth = gaussian_filter(counts.T, sigma=1.2)
         return smooth / max(smooth.max(), 1e-12)
 
-    def draw(self, ax: plt.Axes, fake: np.ndarray, title: str, point_size: float = 3) -> plt.Artist:
+    def draw(
+        self, ax: plt.Axes, fake: np.ndarray, title: str, point_size: float = 3, generators: Generators | None = None
+    ) -> plt.Artist:
         """Real density, true modes (with their high-quality radius in 2-D) and the
-        generated points; returns the points' artist so an animation can move them."""
+        generated points, coloured by generator when `generators` says which made each;
+        returns the points' artist so an animation can move them."""
         ax.imshow(self.density, origin="lower", extent=(self.lo[0], self.hi[0], self.lo[1], self.hi[1]),
                   cmap="Blues", norm=PowerNorm(0.4, vmin=0, vmax=1), interpolation="bilinear", aspect="equal")
-        points = ax.scatter(*self.project(fake).T, s=point_size, c=FAKE, alpha=0.55, linewidths=0, rasterized=True)
+        colour = FAKE if generators is None else generators.colours()
+        points = ax.scatter(*self.project(fake).T, s=point_size, c=colour, alpha=0.55, linewidths=0, rasterized=True)
         if self.centres is not None:
             ax.scatter(*self.centres.T, marker="+", s=40, c=MODE, linewidths=1.2, zorder=3)
         if self.radii is not None:
@@ -187,10 +225,11 @@ def _bare(ax: plt.Axes) -> plt.Axes:
     return ax
 
 
-def _legend(fig: plt.Figure, plane: Plane) -> None:
+def _legend(fig: plt.Figure, plane: Plane, generators: Generators | None = None) -> None:
     handles = [
         plt.Rectangle((0, 0), 1, 1, fc=plt.get_cmap("Blues")(0.6), label="real density"),
-        plt.Line2D([], [], ls="", marker="o", ms=4, c=FAKE, label="generated"),
+        *([plt.Line2D([], [], ls="", marker="o", ms=4, c=FAKE, label="generated")] if generators is None
+          else generators.legend()),
     ]
     if plane.centres is not None:
         label = "true mode (circle: high-quality radius)" if plane.radii is not None else "true mode"
@@ -199,43 +238,98 @@ def _legend(fig: plt.Figure, plane: Plane) -> None:
 
 
 @styled
-def samples_figure(panels: Sequence[tuple[Plane, np.ndarray, str]]) -> bytes:
-    """One panel per (plane, samples, title): the final samples of each seed, or of each run."""
+def samples_figure(panels: Sequence[tuple[Plane, np.ndarray, str]], generators: Generators | None = None) -> bytes:
+    """One panel per (plane, samples, title): the final samples of each seed, or of each
+    run; `generators` (one layout for every panel) colours them by generator."""
     fig, axes = _grid(len(panels), 4, (3.3, 3.3))
     for ax, (plane, fake, title) in zip(axes, panels, strict=True):
-        plane.draw(ax, fake, title)
+        plane.draw(ax, fake, title, generators=generators)
         ax.set_xlabel(plane.axis_names[0], fontsize=8)
         ax.set_ylabel(plane.axis_names[1], fontsize=8)
-    _legend(fig, panels[0][0])
+    _legend(fig, panels[0][0], generators)
     fig.tight_layout()
     return _png(fig)
 
 
+def strip_steps(
+    steps: Sequence[int],
+    marked: Iterable[int],
+    columns: int = MAX_EVOLUTION_COLUMNS,
+    widest: int = MAX_EVOLUTION_COLUMNS_WITH_EVENTS,
+) -> list[int]:
+    """The evaluations the evolution strip shows, ascending: every `marked` one (where an
+    event started: even spacing alone would skip the very picture of it) and others spread
+    evenly, in `columns` panels; marked steps widen the strip up to `widest` panels
+    (keeping room for two others, the run's start and end), and beyond that are
+    themselves spread evenly."""
+    wanted = set(marked)
+    kept = _evenly([s for s in steps if s in wanted], widest)
+    panels = min(len(steps), max(columns, min(widest, len(kept) + 2)))
+    others = [s for s in steps if s not in set(kept)]
+    return sorted({*kept, *_evenly(others, panels - len(kept))})
+
+
+def event_cells(markers: Iterable[Marker], steps: Sequence[int]) -> dict[tuple[int, int], list[str]]:
+    """The event kinds that started at each (evaluation step, seed): where the monitor
+    raised each event and, when it is an evaluation, the first step of its evidence."""
+    evaluations = set(steps)
+    cells: dict[tuple[int, int], list[str]] = {}
+    for m in markers:
+        for step in {m.raised, m.start} & evaluations:
+            if m.kind not in (kinds := cells.setdefault((step, m.seed), [])):
+                kinds.append(m.kind)
+    return cells
+
+
+def _mark_cell(ax: plt.Axes, kinds: Sequence[str], colours: Mapping[str, str]) -> None:
+    """Frame a panel in its first event's colour and name every event that started there."""
+    for spine in ax.spines.values():
+        spine.set_visible(True)
+        spine.set_color(colours[kinds[0]])
+        spine.set_linewidth(2.2)
+    for i, kind in enumerate(kinds):
+        ax.text(0.04, 0.96 - 0.14 * i, kind, transform=ax.transAxes, va="top", ha="left", fontsize=7, color="white",
+                bbox={"boxstyle": "round,pad=0.2", "fc": colours[kind], "ec": "none"})
+
+
 @styled
-def evolution_figure(plane: Plane, frames: Sequence[tuple[int, np.ndarray]], seeds: Sequence[int]) -> bytes:
-    """Rows of seeds, columns of evaluations: where each seed's samples were when."""
-    shown = _evenly(frames, MAX_EVOLUTION_COLUMNS)
+def evolution_figure(
+    plane: Plane,
+    frames: Sequence[tuple[int, np.ndarray]],
+    seeds: Sequence[int],
+    events: Mapping[tuple[int, int], Sequence[str]],
+    colours: Mapping[str, str],
+    generators: Generators | None = None,
+) -> bytes:
+    """Rows of seeds, columns of the given evaluations: where each seed's samples were
+    when. `events` names the kinds that started at (step, seed), drawn as a frame and a
+    label in the kind's colour (`colours`, as in the curves)."""
     rows = min(len(seeds), MAX_EVOLUTION_SEEDS)
-    fig, axes = plt.subplots(rows, len(shown), figsize=(1.9 * len(shown), 1.9 * rows + 0.3), squeeze=False)
-    for col, (step, samples) in enumerate(shown):
+    fig, axes = plt.subplots(rows, len(frames), figsize=(1.9 * len(frames), 1.9 * rows + 0.3), squeeze=False)
+    for col, (step, samples) in enumerate(frames):
         for row in range(rows):
             ax = axes[row, col]
-            plane.draw(_bare(ax), samples[row], f"step {step}" if row == 0 else "", point_size=1.5)
+            plane.draw(_bare(ax), samples[row], f"step {step}" if row == 0 else "", 1.5, generators)
+            if (step, seeds[row]) in events:
+                _mark_cell(ax, events[step, seeds[row]], colours)
             if col == 0:
                 ax.set_ylabel(f"seed {seeds[row]}")
-    _legend(fig, plane)
+    _legend(fig, plane, generators)
     fig.tight_layout(pad=0.4)
     return _png(fig)
 
 
 @styled
-def animation_gif(plane: Plane, frames: Sequence[tuple[int, np.ndarray]], seeds: Sequence[int]) -> bytes:
+def animation_gif(
+    plane: Plane, frames: Sequence[tuple[int, np.ndarray]], seeds: Sequence[int], generators: Generators | None = None
+) -> bytes:
     """The evaluations as an animated GIF, one panel per seed. The still parts are drawn
-    once and each frame only blits the moving points onto them (a few ms a frame)."""
+    once and each frame only blits the moving points (and their colours) onto them (a few
+    ms a frame)."""
     shown = _evenly(frames, MAX_GIF_FRAMES)
     n = min(len(seeds), MAX_EVOLUTION_SEEDS)
     fig, axes = plt.subplots(1, n, figsize=(2.8 * n, 3.1), squeeze=False, dpi=80)
-    points = [plane.draw(_bare(ax), shown[0][1][i], f"seed {seeds[i]}", point_size=2.5)
+    points = [plane.draw(_bare(ax), shown[0][1][i], f"seed {seeds[i]}", 2.5, generators)
               for i, ax in enumerate(axes.flat)]
     heading = fig.suptitle(" ")
     fig.tight_layout(rect=(0, 0, 1, 0.92))
@@ -347,12 +441,13 @@ class Panel:
 @dataclass(frozen=True)
 class Marker:
     """A monitor event on the time axis: from the step its evidence started to the step
-    it ended (or the end of training)."""
+    it ended (or the end of training); `raised` is the step the monitor decided."""
 
     kind: str
     seed: int
     start: int
     end: int | None
+    raised: int
 
 
 @styled
@@ -361,8 +456,8 @@ def curves_figure(panels: Sequence[Panel], markers: Sequence[Marker] = ()) -> by
     line where each started, coloured by kind, so the numbers that raised them show."""
     fig, axes = _grid(len(panels), 4, (3.4, 2.5))
     palette = plt.get_cmap(LINE_COLOURS)
-    kinds = sorted({m.kind for m in markers})
-    kind_colour = {k: EVENT_COLOURS[i % len(EVENT_COLOURS)] for i, k in enumerate(kinds)}
+    kind_colour = event_colours(m.kind for m in markers)
+    kinds = list(kind_colour)
     last = max((max(line.steps) for p in panels for line in p.lines if len(line.steps)), default=1)
     for ax, panel in zip(axes, panels, strict=True):
         for i, line in enumerate(panel.lines):

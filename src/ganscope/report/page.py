@@ -36,6 +36,7 @@ p.lead{margin:2px 0 12px;font-size:14px}
 .verdict.warn{border-color:var(--warn);background:var(--warn-bg)}
 .verdict .label{font-size:12px;text-transform:uppercase;letter-spacing:.1em;color:var(--muted)}
 .verdict p{margin:4px 0 0;font-size:16px}
+.verdict p.events{font-size:14px;margin-top:6px}
 .cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(170px,1fr));gap:12px;margin:14px 0}
 .card{border:1px solid var(--line);border-radius:8px;padding:10px 14px;background:var(--soft)}
 .card .k{font-size:12px;color:var(--muted);text-transform:uppercase;letter-spacing:.06em}

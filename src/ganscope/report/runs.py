@@ -17,9 +17,10 @@ from typing import Any
 import numpy as np
 import yaml
 
-from ganscope.config import Config, load_config
+from ganscope.config import Config, load_config, piece_params
 from ganscope.data import Dataset, dataset_from_config
 from ganscope.errors import GanscopeError
+from ganscope.schemes import SCHEMES
 from ganscope.seeding import make_generator
 from ganscope.train.checkpoint import atomic_write
 from ganscope.train.log import MetricsLog
@@ -48,6 +49,31 @@ class Quantity:
     key: str
     title: str
     log: bool
+
+
+@dataclass(frozen=True)
+class Episode:
+    """One monitor event from its `started` record to its `ended` record (None: it still
+    held at the end of the run)."""
+
+    started: dict[str, Any]
+    ended: dict[str, Any] | None = None
+
+    @property
+    def kind(self) -> str:
+        return self.started["event"]
+
+    @property
+    def seed(self) -> int:
+        return self.started["seed"]
+
+    @property
+    def end(self) -> int | None:
+        """The first step without the condition: the evaluation its `ended` record names
+        (`absent_from`), or, in logs that predate it, the step the monitor decided."""
+        if self.ended is None:
+            return None
+        return int((self.ended.get("evidence") or {}).get("absent_from", self.ended["step"]))
 
 
 @dataclass
@@ -138,6 +164,29 @@ class RunFolder:
     def events(self) -> list[dict[str, Any]]:
         """Monitor events in the order they happened."""
         return sorted((r for r in self.records if r["kind"] == "event"), key=lambda r: (r["step"], r["seed"]))
+
+    @property
+    def episodes(self) -> list[Episode]:
+        """Each started event with the record that ended it, in the order they started.
+        The monitor holds at most one event of a kind per seed at a time, so an `ended`
+        record ends the open event of its seed and kind."""
+        episodes: list[Episode] = []
+        open_at: dict[tuple[str, int], int] = {}
+        for r in self.events:
+            key = (r["event"], r["seed"])
+            if r["status"] == "started":
+                open_at[key] = len(episodes)
+                episodes.append(Episode(r))
+            elif key in open_at:
+                i = open_at.pop(key)
+                episodes[i] = Episode(episodes[i].started, r)
+        return episodes
+
+    def generator_of_samples(self, drawn: int) -> np.ndarray | None:
+        """Which generator made each of the `drawn` samples of one evaluation, from the
+        scheme's own layout (`generator_of_samples`); None for a scheme of one generator."""
+        layout = getattr(SCHEMES.get(self.cfg.scheme.name), "generator_of_samples", None)
+        return None if layout is None else layout(piece_params(self.cfg, "scheme"), drawn).numpy()
 
     def write(self, name: str, content: bytes) -> None:
         """Keep a picture in the run folder beside the page that inlines it."""

@@ -9,14 +9,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import yaml
 
 from ganscope.report import figures
-from ganscope.report.figures import Line, Marker, Panel, Plane
+from ganscope.report.figures import Generators, Line, Marker, Panel, Plane
 from ganscope.report.page import Picture, bar, card, document, esc, figure, mean_std, number, table
-from ganscope.report.runs import RunFolder, Series
+from ganscope.report.runs import Episode, RunFolder, Series
 from ganscope.train.checkpoint import atomic_write_text
+from ganscope.train.snapshots import SNAPSHOT_SAMPLES
 
 REPORT = "report.html"
 
@@ -52,24 +54,22 @@ def run_pictures(run: RunFolder) -> dict[str, Picture]:
     titles = [seed_title(seed, score) for seed, score in zip(run.seeds, run.summary["scores"], strict=True)]
     where = (f"the real data's first two principal components (the data have {run.real[0].size} dimensions)"
              if plane.pca is not None else "the data's own plane")
+    final_generators = _sample_generators(run, run.final.shape[1], run.final.shape[1])
     pictures = [
         Picture("samples.png", "Final samples",
-                f"Generated samples (orange) over the real density (blue) in {where}, true modes "
-                f"marked{of_seeds(shown)}. Collapse shows as orange piled on few modes; dropping as blue modes "
-                "with no orange.",
-                figures.samples_figure([(plane, run.final[i], titles[i]) for i in range(shown)])),
+                f"Generated samples ({_colouring(final_generators)}) over the real density (blue) in {where}, "
+                f"true modes marked{of_seeds(shown)}. Collapse shows as samples piled on few modes; dropping as "
+                "blue modes with no sample.",
+                figures.samples_figure([(plane, run.final[i], titles[i]) for i in range(shown)], final_generators)),
     ]
     if frames:
+        generators = _snapshot_generators(run, frames)
         pictures += [
-            Picture("evolution.png", "Samples at each evaluation",
-                    f"Each row is a seed{of_seeds(figures.MAX_EVOLUTION_SEEDS)}, each column an evaluation: "
-                    "a collapsed seed keeps one pile; a seed hopping from mode to mode (G chasing D's weak "
-                    "spot) moves its pile from column to column.",
-                    figures.evolution_figure(plane, frames, run.seeds)),
+            _evolution_picture(run, plane, frames, of_seeds(figures.MAX_EVOLUTION_SEEDS), generators),
             Picture("training.gif", "Training, animated",
                     f"All {len(frames)} evaluations in order (up to {figures.MAX_GIF_FRAMES} frames), "
                     f"one panel per seed{of_seeds(figures.MAX_EVOLUTION_SEEDS)}, pausing on the final one.",
-                    figures.animation_gif(plane, frames, run.seeds)),
+                    figures.animation_gif(plane, frames, run.seeds, generators)),
         ]
     weights = run.data.oracle.weights.numpy()
     pictures.append(Picture(
@@ -84,9 +84,66 @@ def run_pictures(run: RunFolder) -> dict[str, Picture]:
         "curves.png", "Training curves",
         "Losses and gradient norms (every log step) and the evaluation scores, one line per seed. "
         "Monitor events are dashed lines where their evidence started, shaded until they ended.",
-        figures.curves_figure(seed_panels(run), markers(run.events)),
+        figures.curves_figure(seed_panels(run), markers(run.episodes)),
     ))
     return {p.name: p for p in pictures}
+
+
+def _sample_generators(run: RunFolder, drawn: int, kept: int) -> Generators | None:
+    """Which generator made each of the first `kept` of an evaluation's `drawn` samples
+    (the ones a file holds), or None when the scheme has one generator."""
+    of_sample = run.generator_of_samples(drawn)
+    return None if of_sample is None else Generators(of_sample[:kept], int(of_sample.max()) + 1)
+
+
+def _snapshot_generators(run: RunFolder, frames: Sequence[tuple[int, np.ndarray]]) -> Generators | None:
+    """The generators of the snapshots' samples: `save_snapshot` keeps each seed's first
+    `SNAPSHOT_SAMPLES` of the `train.eval_samples` drawn. None where a snapshot holds
+    another count (a run resumed with another `train.eval_samples`): better uncoloured
+    than wrong."""
+    drawn = run.cfg.train.eval_samples
+    kept = min(SNAPSHOT_SAMPLES, drawn)
+    return _sample_generators(run, drawn, kept) if all(s.shape[1] == kept for _, s in frames) else None
+
+
+def _colouring(generators: Generators | None) -> str:
+    """How the samples are coloured, for a caption; says when a file holds samples of
+    only some generators."""
+    if generators is None:
+        return "in orange"
+    made = np.unique(generators.of_sample)
+    if len(made) == generators.count:
+        return f"coloured by the generator that made them, G1 to G{generators.count}"
+    return (f"coloured by generator; these files hold samples of {', '.join(f'G{i + 1}' for i in made)} only, "
+            f"of {generators.count} generators")
+
+
+def _evolution_picture(
+    run: RunFolder, plane: Plane, frames: Sequence[tuple[int, np.ndarray]], which_seeds: str,
+    generators: Generators | None,
+) -> Picture:
+    """The strip of evaluations, with every evaluation where an event of a shown seed
+    started among its columns."""
+    all_markers = markers(run.episodes)
+    shown_seeds = set(run.seeds[: figures.MAX_EVOLUTION_SEEDS])
+    steps = [step for step, _ in frames]
+    cells = figures.event_cells([m for m in all_markers if m.seed in shown_seeds], steps)
+    chosen = set(figures.strip_steps(steps, {step for step, _ in cells}))
+    missing = sorted({step for step, _ in cells} - chosen)
+    events_note = ""
+    if cells:
+        events_note = (" A framed, labelled panel is an evaluation where that seed's event was raised or its "
+                       "evidence began; ")
+        events_note += (f"{len(missing)} such evaluations do not fit (steps {', '.join(map(str, missing))})."
+                        if missing else "every such evaluation is shown.")
+    return Picture(
+        "evolution.png", "Samples at evaluations",
+        f"Each row is a seed{which_seeds}, each column an evaluation ({len(chosen)} of {len(steps)}); samples "
+        f"{_colouring(generators)}. A collapsed seed keeps one pile; a seed hopping from mode to mode (G chasing "
+        f"D's weak spot) moves its pile from column to column.{events_note}",
+        figures.evolution_figure(plane, [f for f in frames if f[0] in chosen], run.seeds, cells,
+                                 figures.event_colours(m.kind for m in all_markers), generators),
+    )
 
 
 def _tsne_picture(run: RunFolder) -> Picture:
@@ -119,11 +176,9 @@ def _lines(series: Series) -> list[Line]:
     return [Line(f"seed {seed}", steps, values) for seed, (steps, values) in sorted(series.items())]
 
 
-def markers(events: Sequence[dict[str, Any]]) -> list[Marker]:
-    """Each started event, ending where its `ended` record says (or never)."""
-    ends = {(e["event"], e["seed"], e["started_at"]): e["step"] for e in events if e["status"] == "ended"}
-    return [Marker(e["event"], e["seed"], e["started_at"], ends.get((e["event"], e["seed"], e["started_at"])))
-            for e in events if e["status"] == "started"]
+def markers(episodes: Sequence[Episode]) -> list[Marker]:
+    """Each event from the first step of its evidence to its end (or never)."""
+    return [Marker(e.kind, e.seed, e.started["started_at"], e.end, e.started["step"]) for e in episodes]
 
 
 # ---- the page ---------------------------------------------------------------------------
@@ -131,10 +186,10 @@ def markers(events: Sequence[dict[str, Any]]) -> list[Marker]:
 
 def run_page(run: RunFolder, pictures: dict[str, Picture], out: Path) -> str:
     summary, cfg = run.summary, run.cfg
-    started = [e for e in run.events if e["status"] == "started"]
+    episodes = run.episodes
+    current = [e for e in episodes if e.ended is None]
     n_modes = summary["scores"][0]["n_modes"]
     all_covered = all(s["modes_covered"] == s["n_modes"] for s in summary["scores"])
-    kinds = sorted({e["event"] for e in started})
     speed = summary.get("seed_steps_per_s")
     cards = "".join([
         card("modes covered", f"{mean_std(summary['modes_covered_mean'], summary['modes_covered_std'])} / {n_modes}",
@@ -143,14 +198,15 @@ def run_page(run: RunFolder, pictures: dict[str, Picture], out: Path) -> str:
              "samples within the mode's radius"),
         card("reverse KL", mean_std(summary["reverse_kl_mean"], summary["reverse_kl_std"], digits=3),
              "of the mode histogram; 0 is ideal"),
-        card("events", str(len(started)), ", ".join(kinds) if kinds else
+        card("events", str(len(episodes)), _events_count(episodes) if episodes else
              ("the monitor saw nothing wrong" if cfg.train.monitor.enabled else "monitor disabled")),
         card("training", f"{summary['step']:,} steps", f"{summary['wall_time_s']:.0f} s"
              + (f", {speed:,.0f} seed-steps/s" if speed else "")),
     ])
-    verdict_class = "verdict" if all_covered and not started else "verdict warn"
+    verdict_class = "verdict" if all_covered and not current else "verdict warn"
     sections = [
-        f'<div class="{verdict_class}"><div class="label">verdict</div><p>{esc(summary["verdict"])}</p></div>',
+        f'<div class="{verdict_class}"><div class="label">verdict</div><p>{esc(summary["verdict"])}</p>'
+        f"{_verdict_events(episodes)}</div>",
         f'<div class="cards">{cards}</div>',
         f"<p class=lead>Modes: {esc(summary['modes_found_by'])}. Scores follow the VEEGAN / PacGAN protocol "
         f"on {summary['scores'][0]['n_samples']:,} samples per seed.</p>",
@@ -175,47 +231,82 @@ def run_page(run: RunFolder, pictures: dict[str, Picture], out: Path) -> str:
     return document(run.name, "ganscope run report", meta, nav, "\n".join(sections))
 
 
+def _span(episode: Episode) -> str:
+    """From the first step of the event's evidence to the step it ended."""
+    end = "ongoing at the end" if episode.end is None else str(episode.end)
+    return f"steps {episode.started['started_at']} – {end}"
+
+
+def _tag(kind: str, ended: bool) -> str:
+    return f'<span class="tag{" ended" if ended else ""}">{esc(kind)}</span>'
+
+
+def _events_count(episodes: Sequence[Episode]) -> str:
+    """'2 ongoing at the end (collapse), 1 ended (divergence)'."""
+    parts = []
+    for label, group in (("ongoing at the end", [e for e in episodes if e.ended is None]),
+                         ("ended", [e for e in episodes if e.ended is not None])):
+        if group:
+            parts.append(f"{len(group)} {label} ({', '.join(sorted({e.kind for e in group}))})")
+    return ", ".join(parts)
+
+
+def _verdict_events(episodes: Sequence[Episode]) -> str:
+    """The monitor's events under the verdict, those still holding at the end apart from
+    those that ended during training, each kind with its seeds and spans."""
+    lines = []
+    for label, ended in (("Current at the end", False), ("Ended during training", True)):
+        group = [e for e in episodes if (e.ended is not None) == ended]
+        by_kind = {kind: [e for e in group if e.kind == kind] for kind in sorted({e.kind for e in group})}
+        items = "; ".join(_tag(kind, ended) + " " + ", ".join(f"seed {e.seed} ({esc(_span(e))})" for e in those)
+                          for kind, those in by_kind.items())
+        if items:
+            lines.append(f'<p class="events"><span class="muted">{label}:</span> {items}</p>')
+    return "".join(lines)
+
+
 def _seed_table(run: RunFolder) -> str:
     last_eval = {r["seed"]: r for r in run.records if r["kind"] == "eval"}
-    started = [e for e in run.events if e["status"] == "started"]
+    episodes = run.episodes
     rows = []
     for seed, s in zip(run.seeds, run.summary["scores"], strict=True):
         duplicates = last_eval.get(seed, {}).get("duplicate_fraction")
-        kinds = sorted({e["event"] for e in started if e["seed"] == seed})
+        own = [e for e in episodes if e.seed == seed]
+        ongoing = {e.kind for e in own if e.ended is None}
         rows.append([
             esc(seed),
             f"{s['modes_covered']} / {s['n_modes']}{bar(s['modes_covered'] / s['n_modes'])}",
             f"{100 * s['hq_fraction']:.1f} %{bar(s['hq_fraction'])}",
             number(s["reverse_kl"]),
             "n/a" if duplicates is None else f"{100 * duplicates:.1f} %",
-            "".join(f'<span class="tag">{esc(k)}</span>' for k in kinds) or '<span class="muted">none</span>',
+            "".join(_tag(k, k not in ongoing) for k in sorted({e.kind for e in own}))
+            or '<span class="muted">none</span>',
         ])
-    return table(["seed", "modes covered", "high quality", "reverse KL", "near-duplicates", "events"], rows,
-                 numeric=(1, 2, 3, 4))
+    return table(["seed", "modes covered", "high quality", "reverse KL", "near-duplicates",
+                  "events (grey: ended)"], rows, numeric=(1, 2, 3, 4))
 
 
 def _events_section(run: RunFolder) -> str:
-    events = run.events
+    episodes = run.episodes
     if not run.cfg.train.monitor.enabled:
         return "<p class=lead>The training monitor was disabled for this run.</p>"
-    if not events:
+    if not episodes:
         return "<p class=lead>The monitor raised no event at any evaluation.</p>"
     rows = []
-    for e in events:
-        evidence = ", ".join(f"{k} {_short(v)}" for k, v in (e.get("evidence") or {}).items())
-        remedy = e.get("remedy")
+    for e in episodes:
+        evidence = ", ".join(f"{k} {_short(v)}" for k, v in (e.started.get("evidence") or {}).items())
+        remedy = e.started.get("remedy")
         rows.append([
-            esc(e["step"]), esc(e["seed"]),
-            f'<span class="tag{" ended" if e["status"] == "ended" else ""}">{esc(e["event"])}</span>'
-            + (" ended" if e["status"] == "ended" else ""),
-            esc(e["started_at"]),
-            esc(e["text"]) + (f'<br><span class="muted">{esc(evidence)}</span>' if evidence else ""),
+            esc(e.started["step"]), esc(e.seed), _tag(e.kind, e.ended is not None),
+            esc(_span(e)) + ("" if e.ended is None else f'<br><span class="muted">ended, seen at step {esc(e.ended["step"])}</span>'),
+            esc(e.started["text"]) + (f'<br><span class="muted">{esc(evidence)}</span>' if evidence else ""),
             "" if not remedy else f"{esc(', '.join(remedy['names']))}<br>{_options(remedy['how'])}",
         ])
-    return ("<p class=lead>Every condition the monitor raised (and when it cleared), in the order decided; "
-            "<em>evidence from</em> is the first step that showed it.</p>"
-            + table(["step", "seed", "event", "evidence from", "what the monitor saw", "remedy to try"], rows,
-                    numeric=(0, 1, 3)))
+    return ("<p class=lead>Every condition the monitor raised, one row each in the order raised: its span runs "
+            "from the first step of its evidence to the step the monitor saw it end (grey), or it was ongoing "
+            "at the end.</p>"
+            + table(["raised at", "seed", "event", "span", "what the monitor saw", "remedy to try"], rows,
+                    numeric=(0, 1)))
 
 
 def _options(command: str) -> str:

@@ -243,3 +243,11 @@ class MadGAN(TwoPlayer):
     @torch.no_grad()
     def generate(self, z: torch.Tensor) -> torch.Tensor:
         return self.generator.mixture(z).float()
+
+    @classmethod
+    def generator_of_samples(cls, params: MadGANParams, n: int) -> torch.Tensor:
+        """Which generator made each of `generate`'s n samples (n,), the chunks of
+        `GeneratorTeam.mixture`; a classmethod, so a report colours samples by generator
+        from the run's files without building networks."""
+        chunks = torch.arange(n).tensor_split(params.generators)
+        return torch.cat([torch.full_like(chunk, i) for i, chunk in enumerate(chunks)])
