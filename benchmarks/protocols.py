@@ -4,9 +4,11 @@
 
 It is `ganscope bench all --out benchmarks/results` (same code, same options): the
 table lives in the repository beside the other benchmark results, and a rerun skips the
-(method, protocol, budget, seeds, steps) entries already in protocols.json, so the ~4 h
-of the cpu budget (see `ganscope.bench`) can be spread over several sessions; Ctrl-C saves
-the population in training, and the next run resumes it from its checkpoint.
+(method, protocol, budget, seeds, steps, first seed) entries already in protocols.json,
+so the hours the cpu budget takes can be spread over several sessions; Ctrl-C saves the
+population in training, and the next run resumes it from its checkpoint. Seeds start at
+1000, the first evaluation seed (docs/PROTOCOLS.md, "Seeds"); the table keeps rows on
+tuning seeds (`--base-seed 0`) in a section of their own.
 
     OMP_NUM_THREADS=1 python benchmarks/protocols.py                # the full table
     python benchmarks/protocols.py --methods gan pacgan2 --seeds 10  # any `ganscope bench` option

@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
-"""Training speed of ganscope against the plain eager PyTorch loop, in one run.
+"""Training speed of ganscope against a plain eager PyTorch loop, in one run.
 
 Both train the non-saturating GAN on the 2-D ring with the same MLP width and depth,
-batch and z_dim. The monitor is switched off (it is evaluation, not training; the eager
-loop has none); ganscope's time still includes its logging and one evaluation. The eager loop trains its seeds one after another, as reference
-implementations do; ganscope trains them as one population. Machines are shared and
-noisy, so only the ratio measured in the same run means anything: each measurement is
-repeated, interleaved, and the median taken.
+batch, z_dim and constant learning rate. The eager loop is `eager_reference.py` beside
+this file, written as reference implementations write it; `--baseline PATH` measures
+against any other script with its command line and output line instead. The monitor is
+switched off (it is evaluation, not training; the eager loop has none); ganscope's time
+still includes its logging and one evaluation. The eager loop trains its seeds one after
+another, as reference implementations do; ganscope trains them as one population.
+Machines are shared and noisy, so only the ratio measured in the same run means
+anything: each measurement is repeated, interleaved, and the median taken.
 
     python benchmarks/speed.py --steps 300 --populations 1 8 --precisions fp32 bf16
 """
@@ -24,7 +27,7 @@ from pathlib import Path
 import ganscope
 
 HERE = Path(__file__).resolve().parent
-BASELINE = HERE.parent.parent / "shared" / "bench" / "eager_baseline.py"
+BASELINE = HERE / "eager_reference.py"
 
 
 def eager(a: argparse.Namespace, seeds: int) -> float:
@@ -44,7 +47,7 @@ def ours(a: argparse.Namespace, seeds: int, precision: str) -> float:
         f"noise.z_dim={a.z_dim}", f"train.batch_size={a.batch}", f"train.steps={a.steps}",
         f"train.seeds={seeds}", f"train.precision={precision}", "optimizer.generator.lr=1e-4",
         "optimizer.discriminator.lr=1e-4", f"train.eval_every={a.steps}",
-        f"train.checkpoint_every={a.steps}", "train.monitor.enabled=false",
+        f"train.checkpoint_every={a.steps}", "train.lr_schedule=constant", "train.monitor.enabled=false",
     ])
     with tempfile.TemporaryDirectory() as tmp:
         run = ganscope.Run.create(cfg, Path(tmp) / "run")
@@ -62,9 +65,12 @@ def main() -> None:
     p.add_argument("--populations", type=int, nargs="+", default=[1, 8])
     p.add_argument("--precisions", nargs="+", default=["fp32"], choices=["fp32", "bf16"])
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--baseline", type=Path, default=BASELINE)
+    p.add_argument("--baseline", type=Path, default=BASELINE,
+                   help="eager loop to measure against (default: the shipped eager_reference.py)")
     p.add_argument("--out", type=Path, default=HERE / "results" / "speed.json")
     a = p.parse_args()
+    if not a.baseline.is_file():
+        p.error(f"--baseline {a.baseline} does not exist; leave it out to use {BASELINE.name} beside this script")
     rows = []
     for seeds in a.populations:
         base, mine = [], {prec: [] for prec in a.precisions}

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from ganscope import bench
-from ganscope.cli import main
+from ganscope.cli import build_parser, main
 from ganscope.config import load_config
 from ganscope.train.run import Run
 
@@ -52,17 +52,18 @@ def test_smoke_benchmark_writes_table_and_skips_finished_entries(tiny_budget: st
     entries = json.loads((tmp_path / bench.JSON_NAME).read_text())["entries"]
     assert [(e["method"], e["protocol"], e["n_seeds"], e["steps"]) for e in entries] == [
         ("gan", "ring", 2, 30), ("pacgan2", "ring", 2, 30)]
+    assert [e["seeds"] for e in entries] == [[1000, 1001]] * 2  # evaluation seeds unless told otherwise
     for e in entries:
         assert [s["n_samples"] for s in e["scores"]] == [bench.SAMPLES_PER_SEED] * 2
         assert e["wall_time_s"] > 0 and e["resumed_from_step"] == 0
     table = (tmp_path / bench.MARKDOWN_NAME).read_text()
     assert out.startswith(table)
-    for published in ("| GAN | PacGAN Table 1, ± s.e. | 10 | 6.3 ± 0.5 | 98.2 ± 0.2 | 0.45 ± 0.09 |",
-                      "| VEEGAN | VEEGAN Table 1, mean | 5 | 8 | 52.9 |", "| GDPP-GAN | GDPP Table 1, mean |"):
+    for published in ("| GAN | PacGAN Table 1, ± s.e. | 10 runs | 6.3 ± 0.5 | 98.2 ± 0.2 | 0.45 ± 0.09 |",
+                      "| VEEGAN | VEEGAN Table 1, mean | 5 runs | 8 | 52.9 |", "| GDPP-GAN | GDPP Table 1, mean | — |"):
         assert published in table
     cell = r"\d+\.\d+ ± \d+\.\d+"
     for method in ("gan", "pacgan2"):
-        assert re.search(rf"\| \*\*{method}\*\* \| ganscope, ± std \| 2 \| {cell} \| {cell} \| ", table), method
+        assert re.search(rf"\| \*\*{method}\*\* \| ganscope, ± std \| 1000-1001 \| {cell} \| {cell} \| ", table), method
     for e in entries:  # the worst-seed column: fewest modes / lowest HQ % / highest reverse KL
         modes = min(s["modes_covered"] for s in e["scores"])
         hq = 100 * min(s["hq_fraction"] for s in e["scores"])
@@ -77,6 +78,38 @@ def test_smoke_benchmark_writes_table_and_skips_finished_entries(tiny_budget: st
     assert err.count("skipped") == 2
     again = json.loads((tmp_path / bench.JSON_NAME).read_text())["entries"]
     assert again[:2] == entries and again[2]["method"] == "hinge"
+
+
+def test_evaluation_seeds_lead_the_table_and_tuning_seeds_stand_apart(tiny_budget: str, tmp_path: Path) -> None:
+    args = ["bench", "ring", "--steps", "10", "--seeds", "2", "--budget", tiny_budget, "-o", str(tmp_path), "-q",
+            "--methods", "gan"]
+    assert main([*args, "--base-seed", "0"]) == 0  # tuning seeds trained first: order comes from the seeds
+    tuning_only = (tmp_path / bench.MARKDOWN_NAME).read_text()
+    headline = tuning_only.index("## Evaluation seeds (1000-1999): the results")
+    assert headline < tuning_only.index("None trained yet") < tuning_only.index("## Tuning seeds")
+
+    assert main(args) == 0  # the default base seed
+    entries = json.loads((tmp_path / bench.JSON_NAME).read_text())["entries"]
+    assert [e["seeds"] for e in entries] == [[0, 1], [1000, 1001]]
+    table = (tmp_path / bench.MARKDOWN_NAME).read_text()
+    positions = [table.index(text) for text in (
+        "## Evaluation seeds (1000-1999): the results",
+        "| **gan** | ganscope, ± std | 1000-1001 |",
+        "## Tuning seeds (0-999): settings were chosen on these",
+        "| **gan** | ganscope, ± std | 0-1 |",
+    )]
+    assert positions == sorted(positions)
+    assert "None trained yet" not in table and "## Other seeds" not in table
+
+    straddling = {**entries[0], "seeds": [999, 1000]}  # neither range: not passed off as either
+    table = bench.render_markdown([*entries, straddling])
+    assert table.index("## Tuning seeds") < table.index("## Other seeds") < table.index("| 999-1000 |")
+
+
+def test_cli_default_base_seed_is_the_first_evaluation_seed() -> None:
+    args = build_parser().parse_args(["bench", "ring"])
+    assert args.base_seed == bench.EVALUATION_SEEDS.start
+    assert bench.TUNING_SEEDS.stop <= args.base_seed
 
 
 def test_entries_saved_by_another_process_meanwhile_are_kept(tiny_budget: str, tmp_path: Path,

@@ -17,6 +17,21 @@ def test_defaults_and_overrides_parse_yaml_values() -> None:
     assert load_config(overrides=["seed=10", "train.seeds=3"]).seed_list() == [10, 11, 12]
 
 
+def test_defaults_are_the_demo_settings() -> None:
+    """The settings measured to train the ring well at short budgets: 2-D noise, batch 128,
+    5,000 steps with a cosine decay of every learning rate to 0."""
+    cfg = load_config()
+    assert cfg == load_config(profile="demo")
+    assert (cfg.data.name, cfg.noise.z_dim, cfg.train.batch_size, cfg.train.steps, cfg.train.eval_every) == (
+        "ring", 2, 128, 5000, 500)
+    assert (cfg.train.lr_schedule, cfg.train.lr_final_fraction) == ("cosine", 0.0)
+
+
+@pytest.mark.parametrize("profile", ["metz-unrolled", "pacgan-paper"])
+def test_published_profiles_keep_their_constant_learning_rate(profile: str) -> None:
+    assert load_config(profile=profile).train.lr_schedule == "constant"
+
+
 def test_override_of_piece_option_keeps_default_name() -> None:
     cfg = load_config(overrides=["data.std=0.02"])
     assert cfg.data.name == "ring" and cfg.data.options() == {"std": 0.02}

@@ -1,5 +1,5 @@
-"""The ring/grid mode-collapse protocol (PROTOCOLS.md) over many methods and seeds, as a
-table beside the published numbers.
+"""The ring/grid mode-collapse protocols (docs/PROTOCOLS.md) over many methods and seeds,
+as a table beside the published numbers.
 
 Why this shape. A *method* is nothing but config overrides on top of a *budget* (the
 networks, optimiser, batch and step count everyone shares) and a *protocol* (the data),
@@ -8,38 +8,32 @@ its own: the trainer, the scoring and the population of seeds are the same for a
 Each (method, protocol) trains all its seeds as ONE population run (`train.seeds=N`),
 whose final evaluation scores 2,500 samples per seed exactly as the protocol asks
 (`train.eval_samples=2500`). Results accumulate in a JSON file keyed by (method,
-protocol, budget, seeds, steps): a finished entry is never trained again, and a
-population interrupted mid-run resumes from its last checkpoint, so a benchmark that
-takes hours can be continued across sessions. The Markdown table is rendered from the
-JSON alone.
+protocol, budget, seeds, steps, first seed): a finished entry is never trained again,
+and a population interrupted mid-run resumes from its last checkpoint, so a benchmark
+that takes hours can be continued across sessions. The Markdown table is rendered from
+the JSON alone.
+
+Seeds. Populations start at the first evaluation seed (1000) unless told otherwise. The
+budgets and methods below were chosen while looking at seeds 0-9, which flatters those
+seeds, so the table leads with evaluation-seed rows and sets tuning-seed rows apart under
+their own title (docs/PROTOCOLS.md, "Seeds").
 
 Budgets.
 - `paper`: the PacGAN 2-D setting (Lin et al. 2018; profile `pacgan-paper`): G MLP 4x400
   with batch norm, D maxout 3x200, z of dimension 2, Adam lr 1e-4 beta1 0.8, batch 100,
-  400k iterations. A GPU job: see the arithmetic below.
-- `cpu`: what this 2-core machine affords. G and D 3x128 ReLU MLPs, z 2-d, batch 128,
-  Adam lr 1e-3 (ten times PacGAN's, as the demo profile) decayed by a cosine to 1% so
-  the samples settle into the ring's narrow modes (std 0.01), 4,000 steps.
-  The arithmetic, measured on this machine: the plain GAN trains at ~250 seed-steps/s
-  with one thread on busy shared cores and ~870 with two threads on quiet ones (5-seed
-  populations; the first ring rows took 23 s each). A method's step costs, relative to
-  it: 1x (minimax, least-squares, hinge, pacgan2), 1.3x (madgan), 1.6-1.8x (pacgan3/4,
-  dragan, ebgan), 2.2x (mrgan), 3.3x (wgan, n_critic 5), 5.5x (wgan-gp and
-  wgan-gp+madgan: n_critic 5 plus the penalty's double backward), 12x (unrolled: 5
-  differentiable D steps per G step) and 32x (minibatch: L1 distances between all pairs
-  of the batch, and their backward). The 16 methods sum to 73 plain-GAN equivalents
-  per protocol, so the table (2 protocols x 5 seeds x 4,000 steps) needs
-  2 x 73 x 5 x 4,000 = 2.9M plain-GAN seed-steps / 250 per s = 11,700 s = 3.2 h of
-  training on busy cores, under one hour on quiet ones, plus 15-40% for the evaluations
-  and the monitor (every 1,000 steps): one session or several, resumed. At 4,000 steps the plain GAN covers the ring's 8 modes
-  with ~80% HQ samples but uneven mass (reverse KL ~0.7) and ~17 of the grid's 25 modes
-  with ~50% HQ: short of convergence, still where the remedies' differences show.
-  The paper budget is 100x the steps at ~15 seed-steps/s (17x the cost per step):
-  2 x 73 x 5 x 400k / 15 = 2.0e7 s, some 7 months here.
-- `cpu-long`: the cpu budget for 40,000 steps, for the methods that lead at 4,000 steps
-  (about an hour for 8 populations here). The cosine decay then spends thousands of
-  steps at small learning rates, where the samples settle into the modes: PacGAN2 meets
-  the ring target on every seed at this budget (8/8 modes, >= 98% HQ).
+  400k iterations. With 100 times the cpu budget's steps on larger networks, a GPU job.
+- `cpu`: what two shared CPU cores afford for every method on both protocols with 5
+  seeds, in one sitting or a few resumed ones. G and D 3x128 ReLU MLPs, z 2-d, batch
+  128, Adam lr 1e-3 (ten times PacGAN's, as the demo) decayed by a cosine to 1% so the
+  samples settle into the ring's narrow modes (std 0.01), 4,000 steps: short of
+  convergence, but where the remedies' differences already show. What the table costs is
+  the sum over methods of each method's step cost relative to the plain GAN (more for
+  n_critic > 1, a penalty's double backward, unrolled D steps, or minibatch
+  discrimination's distances between all pairs of the batch) x protocols x seeds x
+  steps; the README's Benchmarks section gives the measured speeds.
+- `cpu-long`: the cpu budget for 40,000 steps, for the methods that lead at 4,000 steps.
+  The cosine decay then spends thousands of steps at small learning rates, where the
+  samples settle into the modes.
 
 Protocols. The ring and the grid share the budget; the grid's only own setting is its
 data (`data.name=grid`). Its modes span [-4, 4]^2 instead of the unit circle, which an
@@ -63,20 +57,15 @@ from typing import Any
 from ganscope.config import Config, load_config, piece_params
 from ganscope.errors import ConfigError
 from ganscope.metrics.modes import mean_std
+from ganscope.seed_ranges import DEFAULT_BASE_SEED, EVALUATION_SEEDS, TUNING_SEEDS, span
 from ganscope.train.checkpoint import atomic_write_text
 from ganscope.train.log import jsonable
 from ganscope.train.run import CHECKPOINT, Run
 
 JSON_NAME = "protocols.json"
 MARKDOWN_NAME = "protocols.md"
-SAMPLES_PER_SEED = 2500  # PROTOCOLS.md: 2,500 generated samples per run
+SAMPLES_PER_SEED = 2500  # docs/PROTOCOLS.md: 2,500 generated samples per run
 DEFAULT_SEEDS = 5
-TUNING_SEEDS = range(0, 1000)
-"""Seeds that settings, budgets and methods may be chosen on (the demo, sweeps, the
-first tables were all looked at on seeds 0-9)."""
-EVALUATION_SEEDS = range(1000, 2000)
-"""Seeds that no choice was ever made on: the published tables come from these."""
-DEFAULT_BASE_SEED = EVALUATION_SEEDS.start
 
 
 @dataclass(frozen=True)
@@ -91,7 +80,7 @@ class Budget:
 
 @dataclass(frozen=True)
 class Protocol:
-    """One of PROTOCOLS.md's 2-D data sets; its overrides select the data."""
+    """One of docs/PROTOCOLS.md's 2-D data sets; its overrides select the data."""
 
     name: str
     overrides: tuple[str, ...]
@@ -137,26 +126,22 @@ BUDGETS: dict[str, Budget] = {
             "cpu",
             None,
             _CPU,
-            "Sized for 2 shared CPU cores: 16 methods cost 73 plain-GAN steps per step of the table, "
-            "x 2 protocols x 5 seeds x 4,000 steps = 2.9M plain-GAN seed-steps / 250-870 seed-steps/s = 1-3 h of "
-            "training (busy or quiet cores, plus 15-40% for evaluations); short of convergence, it ranks methods "
-            "within this table",
+            "Sized for 2 shared CPU cores: every method on both protocols with 5 seeds in a few resumable "
+            "sessions; short of convergence, it ranks methods within this table",
         ),
         Budget(
             "cpu-long",
             None,
             (*_CPU, "train.steps=40000", "train.eval_every=4000", "train.checkpoint_every=4000"),
             "The cpu budget trained 10x longer, for the methods that lead at 4,000 steps: the cosine decay "
-            "then spends thousands of steps at small learning rates, where the samples settle into the modes. "
-            "Measured with one thread per process, two processes on 2 cores: a 5-seed population takes "
-            "5-7 min (plain GAN, PacGAN2), 7-10 min (MAD-GAN), 11 min (PacGAN4), 14 min (MD-GAN)",
+            "then spends thousands of steps at small learning rates, where the samples settle into the modes",
         ),
         Budget(
             "paper",
             "pacgan-paper",
             (),
-            "PacGAN's published 2-D setting (Lin et al. 2018); ~15 seed-steps/s on one CPU core, months for "
-            "the whole table: a GPU job",
+            "PacGAN's published 2-D setting (Lin et al. 2018): 100x the cpu budget's steps on larger networks, "
+            "a GPU job",
         ),
     )
 }
@@ -208,7 +193,7 @@ METHODS: dict[str, Method] = {
 
 @dataclass(frozen=True)
 class PublishedRow:
-    """One published result, as PROTOCOLS.md quotes it: per protocol (modes, HQ %, reverse
+    """One published result, as docs/PROTOCOLS.md quotes it: per protocol (modes, HQ %, reverse
     KL) as printed, with the paper's own error convention named in `source`."""
 
     method: str
@@ -228,9 +213,9 @@ def _modes_hq(method: str, source: str, runs: str, ring: tuple[str, str], grid: 
     return PublishedRow(method, source, runs, {"ring": (*ring, _NONE), "grid": (*grid, _NONE)})
 
 
-#: PROTOCOLS.md's published rows. PacGAN: mean ± standard error over 10 trials at its own
+#: docs/PROTOCOLS.md's published rows. PacGAN: mean ± standard error over 10 trials at its own
 #: budget (the `paper` budget). VEEGAN: means over 5 runs; GDPP: means, run count not
-#: given in PROTOCOLS.md; neither reports reverse KL.
+#: given in docs/PROTOCOLS.md; neither reports reverse KL.
 PUBLISHED: tuple[PublishedRow, ...] = (
     _pacgan("GAN", ("6.3 ± 0.5", "98.2 ± 0.2", "0.45 ± 0.09"), ("17.3 ± 0.8", "94.8 ± 0.7", "0.70 ± 0.07")),
     _pacgan("ALI", ("6.6 ± 0.3", "97.6 ± 0.4", "0.36 ± 0.04"), ("24.1 ± 0.4", "95.7 ± 0.6", "0.14 ± 0.03")),
@@ -327,7 +312,7 @@ def _seed_tag(base: int) -> str:
 
 
 def _seed_range(base: int, n: int) -> str:
-    return f"seed {base}" if n == 1 else f"seeds {base}-{base + n - 1}"
+    return f"{'seed' if n == 1 else 'seeds'} {span(range(base, base + n))}"
 
 
 def entry_key(entry: dict[str, Any]) -> tuple[str, str, str, int, int, int]:
@@ -487,7 +472,7 @@ def _ours(entry: dict[str, Any]) -> list[str]:
     if entry["resumed_from_step"]:
         wall += f" (this session, resumed at step {entry['resumed_from_step']:,})"
     return [
-        f"**{entry['method']}**", "ganscope, ± std", str(entry["n_seeds"]),
+        f"**{entry['method']}**", "ganscope, ± std", span(range(entry["seeds"][0], entry["seeds"][-1] + 1)),
         _cell((s["modes_covered"] for s in scores), digits=1),
         _cell((s["hq_fraction"] for s in scores), 100, 1),
         _cell(s["reverse_kl"] for s in scores),
@@ -510,33 +495,44 @@ def _method_order(name: str) -> tuple[int, str]:
     return (names.index(name), name) if name in METHODS else (len(names), name)
 
 
-def render_markdown(entries: list[dict[str, Any]]) -> str:
-    """The table of every entry, one section per (budget, steps), one table per protocol,
-    the published rows beneath ganscope's."""
-    lines = [
-        "# Mode-collapse protocols: the 2-D ring and grid",
-        "",
-        "Written by `ganscope bench` (`ganscope.bench`) from protocols.json; protocol as in PROTOCOLS.md: "
-        "2,500 samples per seed, a sample is high quality (HQ) within 3 std of its nearest mode, a mode is "
-        "covered by at least one HQ sample, reverse KL = KL(HQ mode histogram || uniform).",
-        "",
-        "± means different things: ganscope rows give the mean ± sample std over their seeds; PacGAN's rows "
-        "give the mean ± standard error over 10 trials (its std is sqrt(10) = 3.2 times larger); the VEEGAN "
-        "and GDPP rows are means without error bars.",
-    ]
+@dataclass(frozen=True)
+class SeedSection:
+    """A part of the table: the entries whose seeds all lie in `seeds`, under a title that
+    says whether any setting was chosen on them."""
+
+    seeds: range
+    title: str
+    note: str
+
+
+SEED_SECTIONS = (
+    SeedSection(EVALUATION_SEEDS, f"Evaluation seeds ({span(EVALUATION_SEEDS)}): the results",
+                "No setting, budget or method was chosen while looking at these seeds."),
+    SeedSection(TUNING_SEEDS, f"Tuning seeds ({span(TUNING_SEEDS)}): settings were chosen on these",
+                "The budgets and methods of this table were chosen while looking at results on these seeds, "
+                "which flatters them: these rows show how the chosen settings did on the seeds they were chosen "
+                "on. The results are the evaluation-seed rows above."),
+)
+_OTHER_SEEDS = SeedSection(range(0), "Other seeds", "Seeds outside both ranges of docs/PROTOCOLS.md, or spanning "
+                           "them: neither evaluation nor tuning results.")
+
+
+def seed_section(entry: dict[str, Any]) -> SeedSection:
+    return next((s for s in SEED_SECTIONS if all(seed in s.seeds for seed in entry["seeds"])), _OTHER_SEEDS)
+
+
+def _budget_sections(entries: list[dict[str, Any]]) -> list[str]:
+    """One section per (budget, steps), one table per protocol, the published rows
+    beneath ganscope's."""
+    lines: list[str] = []
     groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
     for e in entries:
         groups.setdefault((e["budget"], e["steps"]), []).append(e)
-    run = {budget for budget, _ in groups}
-    lines += ["", "Budgets (`--budget`; each section below is one budget that was run):", ""]
-    for name in BUDGETS:
-        status = "run below" if name in run else "**not run here**"
-        lines.append(f"- `{name}` ({status}): {describe_budget(method_config('gan', 'ring', name))}.")
     for (budget, steps), group in groups.items():
         note = BUDGETS[budget].note if budget in BUDGETS else ""
         lines += [
             "",
-            f"## {budget} budget, {steps:,} steps",
+            f"### {budget} budget, {steps:,} steps",
             "",
             f"Budget: {group[0]['budget_summary']}. {note}.",
             *([f"**These populations ran {steps:,} steps instead of the budget's "
@@ -551,13 +547,14 @@ def render_markdown(entries: list[dict[str, Any]]) -> str:
             rows = sorted((e for e in group if e["protocol"] == protocol), key=lambda e: _method_order(e["method"]))
             lines += [
                 "",
-                f"### {protocol} ({rows[0]['n_modes']} modes)",
+                f"#### {protocol} ({rows[0]['n_modes']} modes)",
                 "",
                 _row(["method", "source", "seeds", "modes", "HQ %", "reverse KL",
                       "worst seed: modes / HQ % / rKL", "wall time"]),
                 _row(["---"] * 8),
                 *(_row(_ours(e)) for e in rows),
-                *(_row([p.method, p.source, p.runs, *p.cells[protocol], _NONE, _NONE])
+                *(_row([p.method, p.source, p.runs if p.runs == _NONE else f"{p.runs} runs", *p.cells[protocol],
+                        _NONE, _NONE])
                   for p in PUBLISHED if protocol in p.cells),
             ]
         lines += ["", "Methods (overrides on top of the budget):", ""]
@@ -565,4 +562,36 @@ def render_markdown(entries: list[dict[str, Any]]) -> str:
         for name in sorted(described, key=_method_order):
             shown = ", ".join(f"`{o}`" for o in described[name]["overrides"]) or "none"
             lines.append(f"- **{name}**: {described[name]['description']}. Overrides: {shown}")
+    return lines
+
+
+def render_markdown(entries: list[dict[str, Any]]) -> str:
+    """The table of every entry: evaluation-seed rows first, as the headline, then rows
+    on tuning seeds (and any others) in sections of their own, so a number that settings
+    were chosen on is never read as a result."""
+    lines = [
+        "# Mode-collapse protocols: the 2-D ring and grid",
+        "",
+        "Written by `ganscope bench` (`ganscope.bench`) from protocols.json; protocol as in docs/PROTOCOLS.md: "
+        "2,500 samples per seed, a sample is high quality (HQ) within 3 std of its nearest mode, a mode is "
+        "covered by at least one HQ sample, reverse KL = KL(HQ mode histogram || uniform).",
+        "",
+        "± means different things: ganscope rows give the mean ± sample std over their seeds; PacGAN's rows "
+        "give the mean ± standard error over 10 trials (its std is sqrt(10) = 3.2 times larger); the VEEGAN "
+        "and GDPP rows are means without error bars.",
+    ]
+    run = {e["budget"] for e in entries}
+    lines += ["", "Budgets (`--budget`; the sections below show the ones that were run):", ""]
+    for name in BUDGETS:
+        status = "run below" if name in run else "**not run here**"
+        lines.append(f"- `{name}` ({status}): {describe_budget(method_config('gan', 'ring', name))}.")
+    for section in (*SEED_SECTIONS, _OTHER_SEEDS):
+        chosen = [e for e in entries if seed_section(e) is section]
+        if not chosen and section is not SEED_SECTIONS[0]:
+            continue
+        lines += ["", f"## {section.title}", "", section.note]
+        if not chosen:
+            lines.append(f"None trained yet: `ganscope bench` trains evaluation seeds from {DEFAULT_BASE_SEED} "
+                         "unless `--base-seed` says otherwise.")
+        lines += _budget_sections(chosen)
     return "\n".join(lines) + "\n"

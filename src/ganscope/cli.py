@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from ganscope.errors import DataError, GanscopeError
+from ganscope.seed_ranges import DEFAULT_BASE_SEED, EVALUATION_SEEDS, TUNING_SEEDS, span
 
 USER_ERROR = 2
 
@@ -335,9 +336,10 @@ def build_parser() -> argparse.ArgumentParser:
             "numbers; resumable")
     p.add_argument("protocol", metavar="PROTOCOL", help="ring, grid or all")
     p.add_argument("--seeds", type=int, default=5, help="seeds per method, trained as one population (default 5)")
-    p.add_argument("--base-seed", type=int, default=1000,
-                   help="first seed (default 1000: seeds 1000-1999 are evaluation seeds that no setting was ever "
-                   "chosen on; 0-999 are for tuning)")
+    p.add_argument("--base-seed", type=int, default=DEFAULT_BASE_SEED,
+                   help=f"first seed (default {DEFAULT_BASE_SEED}: seeds {span(EVALUATION_SEEDS)} are evaluation "
+                   f"seeds that no setting was ever chosen on; {span(TUNING_SEEDS)} are for tuning; "
+                   "docs/PROTOCOLS.md)")
     p.add_argument("--methods", nargs="+", metavar="METHOD", help="methods to run (default: all; "
                    "an unknown name lists them)")
     p.add_argument("--budget", default="cpu", help="cpu (sized for 2 CPU cores, 4,000 steps; default), cpu-long "

@@ -50,7 +50,7 @@ class Piece(BaseModel):
 
 class NoiseConfig(Strict):
     dist: Literal["gaussian", "uniform"] = "gaussian"
-    z_dim: PositiveInt = 256
+    z_dim: PositiveInt = 2
 
 
 class OptimizerConfig(Strict):
@@ -117,14 +117,14 @@ def _check_detector_names(names: list[Any]) -> None:
 
 class TrainConfig(Strict):
     steps: PositiveInt = 5000
-    batch_size: PositiveInt = 512
+    batch_size: PositiveInt = 128
     seeds: PositiveInt | list[NonNegativeInt] = 1
     eval_every: PositiveInt = 500
     eval_samples: PositiveInt = 2500
     log_every: PositiveInt = 50
     checkpoint_every: PositiveInt = 1000
     precision: Literal["fp32", "bf16"] = "fp32"
-    lr_schedule: Literal["constant", "cosine", "linear"] = "constant"
+    lr_schedule: Literal["constant", "cosine", "linear"] = "cosine"
     lr_final_fraction: float = Field(0.0, ge=0.0, le=1.0)
     monitor: MonitorConfig = MonitorConfig()
 
