@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -76,3 +78,39 @@ def test_user_errors_exit_2_with_one_line(tmp_path, capsys) -> None:
     assert len(err) == 3
     assert all(line.startswith("ganscope: ") for line in err)
     assert "unknown profile 'nope'; valid: demo" in err[2]
+
+
+HELP_PAGES = [[], ["train"], ["score"], ["bench"], ["theory"], ["theory", "optimal-d"]]
+
+
+def test_help_imports_neither_torch_nor_numpy() -> None:
+    """`ganscope --help` must answer at once; importing torch alone takes seconds."""
+    script = (
+        "import sys\n"
+        "from ganscope.cli import main\n"
+        f"for page in {HELP_PAGES!r}:\n"
+        "    assert main([*page, '--help']) == 0\n"
+        "print(sorted({'torch', 'numpy', 'sklearn', 'matplotlib'} & set(sys.modules)))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert done.stdout.strip().endswith("[]"), done.stdout[-300:]
+    assert "usage: ganscope theory optimal-d" in done.stdout
+
+
+def test_usage_errors_are_one_line(capsys) -> None:
+    assert main(["sample", "runs/x", "-n", "-3", "-o", "s.npy"]) == 2
+    err = capsys.readouterr().err
+    assert err == "ganscope: argument -n: must be at least 1 (got -3); see `ganscope sample --help`\n"
+
+
+def test_score_text_says_how_the_modes_were_found(tmp_path, capsys) -> None:
+    rng = np.random.default_rng(0)
+    points = np.concatenate([rng.normal(0, 0.1, (100, 2)), rng.normal(3, 0.1, (100, 2))])
+    np.savetxt(tmp_path / "points.csv", points, delimiter=",")
+    np.save(tmp_path / "samples.npy", points[::2])
+    assert main(["score", "--data", str(tmp_path / "points.csv"), str(tmp_path / "samples.npy")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("file: 2/2 modes covered")
+    assert lines[1] == "modes: spherical Gaussian mixture, 2 components chosen by BIC (1..30)"
+    assert main(["score", "--data", "ring", str(tmp_path / "samples.npy")]) == 0
+    assert capsys.readouterr().out.splitlines()[1] == "modes: known centres"

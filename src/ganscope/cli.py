@@ -1,7 +1,8 @@
 """The `ganscope` command: a thin layer over the Python API.
 
-User errors (bad config, bad data, missing run folder) print one line and exit with
-code 2; an interrupted run exits with 128 + the signal number after saving.
+User errors (bad config, bad data, missing run folder, a bad option) print one line and
+exit with code 2; an interrupted run exits with 128 + the signal number after saving.
+numpy, torch and the pieces are imported inside the commands, so `--help` stays fast.
 """
 
 from __future__ import annotations
@@ -12,15 +13,73 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
-import numpy as np
-import torch
-
-from ganscope.errors import DataError, GanscopeError
+from ganscope.errors import ConfigError, DataError, GanscopeError, OutputError
 from ganscope.seed_ranges import DEFAULT_BASE_SEED, EVALUATION_SEEDS, TUNING_SEEDS, span
 
+if TYPE_CHECKING:
+    import torch
+
 USER_ERROR = 2
+NPY_MAGIC = b"\x93NUMPY"
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with its usage errors on one line, like every other ganscope error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(USER_ERROR, f"ganscope: {message}; see `{self.prog} --help`\n")
+
+
+def _int_at_least(lowest: int) -> Callable[[str], int]:
+    """An argparse type: a whole number no smaller than `lowest`, checked as it is parsed."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < lowest:
+            raise argparse.ArgumentTypeError(f"must be at least {lowest} (got {value})")
+        return value
+
+    return parse
+
+
+positive_int = _int_at_least(1)
+non_negative_int = _int_at_least(0)
+
+
+def _refuse_under_file(path: Path) -> None:
+    blocker = next((p for p in reversed(path.parents) if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise OutputError(f"{blocker} is a file, so {path} cannot be created inside it; choose another -o")
+
+
+def output_file(path: Path, example: str) -> Path:
+    """`path`, checked before anything is written: not a folder, not inside a file."""
+    if path.is_dir():
+        raise OutputError(f"{path} is a folder; give -o a file name, e.g. {path / example}")
+    _refuse_under_file(path)
+    return path
+
+
+def output_folder(path: Path) -> Path:
+    """`path`, checked before anything is written: not a file, not inside a file."""
+    if path.exists() and not path.is_dir():
+        raise OutputError(f"{path} is a file; give -o a folder (a new one is created)")
+    _refuse_under_file(path)
+    return path
+
+
+def new_run_folder(path: Path) -> Path:
+    """An output folder that holds nothing yet, so a new run overwrites none of the user's files."""
+    if output_folder(path).is_dir() and any(path.iterdir()):
+        raise OutputError(
+            f"{path} is not empty; give -o a new or empty folder (`ganscope resume {path}` continues a run there)"
+        )
+    return path
 
 
 def _print_json(obj: Any) -> None:
@@ -43,7 +102,7 @@ def default_run_dir(cfg: Any) -> Path:
 def _train(cfg: Any, out: Path | None, quiet: bool) -> dict[str, Any]:
     from ganscope.train import Run
 
-    run_dir = out or default_run_dir(cfg)
+    run_dir = new_run_folder(out or default_run_dir(cfg))
     run = Run.create(cfg, run_dir)
     print(f"run folder: {run_dir}", file=sys.stderr)
     summary = run.fit(progress=not quiet)
@@ -125,8 +184,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def load_samples(path: Path) -> torch.Tensor:
     """Samples from any generator: an .npy array (N, *sample_shape) of finite numbers."""
+    import numpy as np
+    import torch
+
+    if path.is_dir():
+        raise DataError(f"samples file {path} is a folder; give a .npy file, e.g. from `ganscope sample RUN -o FILE`")
     if not path.is_file():
         raise DataError(f"samples file {path} does not exist")
+    with path.open("rb") as handle:
+        if handle.read(len(NPY_MAGIC)) != NPY_MAGIC:
+            raise DataError(f"{path} is not a NumPy .npy file; save samples with numpy.save")
     try:
         array = np.load(path, allow_pickle=False)
     except (ValueError, OSError) as err:
@@ -146,6 +213,11 @@ def dataset_from_arg(name_or_file: str, options: list[str]) -> Any:
     from ganscope.data import dataset_from_config
 
     path = Path(name_or_file)
+    if path.is_dir():
+        raise DataError(f"--data {path} is a folder; give a .npy, .npz or .csv file of real points, or a dataset name")
+    malformed = next((o for o in options if "=" not in o), None)
+    if malformed is not None:
+        raise DataError(f"--data-option {malformed!r} is not KEY=VALUE; write e.g. --data-option std=0.02")
     if path.suffix.lower() in (".npy", ".npz", ".csv"):
         overrides = ["data.name=file", f"data.path={json.dumps(str(path))}"]
     else:
@@ -173,17 +245,24 @@ def cmd_score(args: argparse.Namespace) -> int:
         _print_json(result)
     else:
         print(f"{data.name}: {score.summary()}")
+        print(f"modes: {data.oracle.description}")
         _print_metrics(result.get("metrics", {}))
     return 0
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from ganscope.train import Run
     from ganscope.train.checkpoint import atomic_write
 
+    output_file(args.out, "samples.npy")
     run = Run.open(args.run_dir)
+    seeds = run.parts.seeds
+    if args.seed is not None and args.seed not in seeds:
+        raise ConfigError(f"seed {args.seed} is not in this run's population {seeds}; choose one of them with --seed")
     samples = run.sample(args.n, key=args.key)
-    chosen = samples if args.all_seeds else samples[run.parts.seeds.index(args.seed) if args.seed is not None else 0]
+    chosen = samples if args.all_seeds else samples[seeds.index(args.seed) if args.seed is not None else 0]
     array = chosen.numpy()
 
     def write(tmp: Path) -> None:
@@ -199,9 +278,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     from ganscope.report import COMPARE, write_comparison, write_report
 
     if len(args.run_dirs) == 1:
-        print(write_report(args.run_dirs[0], args.out))
+        print(write_report(args.run_dirs[0], args.out and output_file(args.out, "report.html")))
     else:
-        print(write_comparison(args.run_dirs, args.out or Path(COMPARE)))
+        print(write_comparison(args.run_dirs, output_file(args.out or Path(COMPARE), COMPARE)))
     return 0
 
 
@@ -229,7 +308,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_theory_optimal_d(args: argparse.Namespace) -> int:
     from ganscope.theory.optimal_d import OptimalDSettings, run_optimal_d
 
-    result = run_optimal_d(OptimalDSettings(dim=args.dim, steps=args.steps, seed=args.seed), out_dir=args.out)
+    out = args.out and output_folder(args.out)
+    result = run_optimal_d(OptimalDSettings(dim=args.dim, steps=args.steps, seed=args.seed), out_dir=out)
     if args.json:
         _print_json(result)
     else:
@@ -243,7 +323,7 @@ def cmd_theory_mode_hopping(args: argparse.Namespace) -> int:
     changes = {k: v for k, v in (("steps", args.steps), ("seeds", args.seeds), ("remedies", args.remedies))
                if v is not None}
     settings = mode_hopping_settings(args.quick, **changes)
-    out = args.out or Path("runs") / f"{datetime.now().strftime('%Y%m%d-%H%M%S')}-mode-hopping"
+    out = output_folder(args.out or Path("runs") / f"{datetime.now().strftime('%Y%m%d-%H%M%S')}-mode-hopping")
     print(f"run folder: {out}", file=sys.stderr)
     result = run_mode_hopping(settings, out, progress=not args.quiet)
     if args.json:
@@ -258,7 +338,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from ganscope.bench import plan, render_markdown, run_benchmark
 
     jobs = plan(args.protocol, args.methods, args.budget, args.seeds, args.steps, args.base_seed)
-    result = run_benchmark(jobs, args.out, progress=not args.quiet)
+    result = run_benchmark(jobs, output_folder(args.out), progress=not args.quiet)
     if args.json:
         _print_json(result.to_dict())
     else:
@@ -269,7 +349,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ganscope", description=__doc__.splitlines()[0])
+    parser = Parser(prog="ganscope", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, func: Callable[[argparse.Namespace], int], help_text: str) -> argparse.ArgumentParser:
@@ -304,7 +384,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("eval", cmd_eval, "score a run's generator on its data's protocol")
     p.add_argument("run_dir", type=Path)
-    p.add_argument("-n", type=int, default=2500, help="samples per seed (default 2500, as the protocol)")
+    p.add_argument("-n", type=positive_int, default=2500, help="samples per seed (default 2500, as the protocol)")
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
     metric_option(p)
 
@@ -318,11 +398,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("sample", cmd_sample, "draw samples from a run's generator into a .npy file")
     p.add_argument("run_dir", type=Path)
-    p.add_argument("-n", type=int, default=2500)
+    p.add_argument("-n", type=positive_int, default=2500)
     p.add_argument("-o", "--out", type=Path, required=True)
     p.add_argument("--seed", type=int, help="which seed of the population (default: the first)")
     p.add_argument("--all-seeds", action="store_true", help="write (seeds, n, ...) for the whole population")
-    p.add_argument("--key", type=int, default=0, help="noise key: the same key draws the same samples")
+    p.add_argument("--key", type=non_negative_int, default=0, help="noise key: the same key draws the same samples")
 
     p = add("report", cmd_report, "write a run's self-contained HTML report, or compare several runs side by side")
     p.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR")
@@ -335,8 +415,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("bench", cmd_bench, "the ring/grid mode-collapse protocols: methods x seeds beside the published "
             "numbers; resumable")
     p.add_argument("protocol", metavar="PROTOCOL", help="ring, grid or all")
-    p.add_argument("--seeds", type=int, default=5, help="seeds per method, trained as one population (default 5)")
-    p.add_argument("--base-seed", type=int, default=DEFAULT_BASE_SEED,
+    p.add_argument("--seeds", type=positive_int, default=5,
+                   help="seeds per method, trained as one population (default 5)")
+    p.add_argument("--base-seed", type=non_negative_int, default=DEFAULT_BASE_SEED,
                    help=f"first seed (default {DEFAULT_BASE_SEED}: seeds {span(EVALUATION_SEEDS)} are evaluation "
                    f"seeds that no setting was ever chosen on; {span(TUNING_SEEDS)} are for tuning; "
                    "docs/PROTOCOLS.md)")
@@ -344,7 +425,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "an unknown name lists them)")
     p.add_argument("--budget", default="cpu", help="cpu (sized for 2 CPU cores, 4,000 steps; default), cpu-long "
                    "(the same, 40,000 steps) or paper (PacGAN's published settings)")
-    p.add_argument("--steps", type=int, help="replace the budget's training steps (e.g. a smoke run)")
+    p.add_argument("--steps", type=positive_int, help="replace the budget's training steps (e.g. a smoke run)")
     p.add_argument("-o", "--out", type=Path, default=Path("runs") / "bench",
                    help="folder for protocols.json, protocols.md and the run folders (default runs/bench); "
                    "entries already in its protocols.json are skipped")
@@ -356,16 +437,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = theory.add_parser("optimal-d", help="train D against a fixed G and compare with D* = p_data/(p_data+p_g)")
     p.set_defaults(func=cmd_theory_optimal_d)
     p.add_argument("--dim", type=int, choices=(1, 2), default=1)
-    p.add_argument("--steps", type=int, default=3000)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=positive_int, default=3000)
+    p.add_argument("--seed", type=non_negative_int, default=0)
     p.add_argument("-o", "--out", type=Path, help="folder for the picture and result.json")
     p.add_argument("--json", action="store_true")
     p = theory.add_parser("mode-hopping", help="plain GAN hops between ring modes (max-min); remedies cover them")
     p.set_defaults(func=cmd_theory_mode_hopping)
     p.add_argument("--remedies", nargs="+", metavar="METHOD",
                    help="methods of `ganscope bench` to set against the plain GAN (default: unrolled pacgan2)")
-    p.add_argument("--steps", type=int, help="training steps of each method (replaces the setting's)")
-    p.add_argument("--seeds", type=int, help="seeds per method, trained as one population (replaces the setting's)")
+    p.add_argument("--steps", type=positive_int, help="training steps of each method (replaces the setting's)")
+    p.add_argument("--seeds", type=positive_int,
+                   help="seeds per method, trained as one population (replaces the setting's)")
     p.add_argument("--quick", action="store_true", help="a small setting that runs in under a minute (for tests)")
     p.add_argument("-o", "--out", type=Path, help="folder (default runs/<time>-mode-hopping): picture, "
                    "result.json, one run folder per method")
@@ -375,7 +457,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as stop:  # --help, or a usage error already printed on one line
+        return int(stop.code or 0)
     try:
         return args.func(args)
     except GanscopeError as err:
@@ -384,6 +469,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"ganscope: {err}", file=sys.stderr)
         if isinstance(err, Interrupted):
             return 128 + err.signum
+        return USER_ERROR
+    except OSError as err:  # a path the system refused: permissions, a full disk, a read-only mount
+        where = f" {err.filename}" if err.filename else ""
+        print(f"ganscope: cannot write or read{where}: {err.strerror or err}", file=sys.stderr)
         return USER_ERROR
 
 

@@ -15,3 +15,7 @@ class DataError(GanscopeError):
 
 class CheckpointError(GanscopeError):
     """A run folder or checkpoint that is missing, incomplete or corrupt."""
+
+
+class OutputError(GanscopeError):
+    """An output path that cannot be written: a file where a folder must go, or the reverse."""

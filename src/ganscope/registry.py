@@ -8,6 +8,8 @@ listing the valid ones.
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Callable, Generic, Iterator, TypeVar
 
@@ -74,11 +76,53 @@ class Registry(Generic[T]):
         return len(self._entries)
 
 
-ALL_REGISTRIES: dict[str, Registry[Any]] = {}
+#: Packages whose modules create the registries and register the built-in pieces.
+BUILTIN_PIECES = (
+    "ganscope.data",
+    "ganscope.nets",
+    "ganscope.objectives",
+    "ganscope.regularizers",
+    "ganscope.schemes",
+    "ganscope.metrics",
+    "ganscope.monitor",
+)
+
+
+class Registries(Mapping[str, Registry[Any]]):
+    """Every registry by its plural name, complete whenever it is read.
+
+    Pieces register themselves when their modules are imported, and those modules import
+    torch. Reading this mapping imports them first, so `import ganscope` and the CLI's
+    `--help` need not load them up front, yet a config validated against a registry always
+    sees every built-in piece.
+    """
+
+    def __init__(self) -> None:
+        self._registries: dict[str, Registry[Any]] = {}
+
+    def add(self, plural: str, registry: Registry[Any]) -> None:
+        self._registries[plural] = registry
+
+    def _complete(self) -> dict[str, Registry[Any]]:
+        for package in BUILTIN_PIECES:
+            importlib.import_module(package)
+        return self._registries
+
+    def __getitem__(self, plural: str) -> Registry[Any]:
+        return self._complete()[plural]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._complete())
+
+    def __len__(self) -> int:
+        return len(self._complete())
+
+
+ALL_REGISTRIES = Registries()
 
 
 def new_registry(kind: str, plural: str) -> Registry[Any]:
     """Create a registry and record it so `ganscope list` can show it."""
     registry: Registry[Any] = Registry(kind)
-    ALL_REGISTRIES[plural] = registry
+    ALL_REGISTRIES.add(plural, registry)
     return registry

@@ -38,6 +38,8 @@ class FileParams(Params):
 
 def load_points(path: Path, key: str | None = None) -> np.ndarray:
     """Read a 2-D float array (points x features) and reject what cannot be trained on."""
+    if path.is_dir():
+        raise DataError(f"data file {path} is a folder; give the path of a .npy, .npz or .csv file in it")
     if not path.is_file():
         raise DataError(f"data file {path} does not exist; give the path of a .npy, .npz or .csv file")
     suffix = path.suffix.lower()
