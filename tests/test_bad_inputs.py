@@ -250,11 +250,16 @@ CASES = [
 ]
 
 
+#: A run folder's lock file holds the process id of its last holder, no data of the run.
+LOCK = ".lock"
+
+
 def file_hashes(root: Path) -> dict[str, str]:
-    """Every file and folder under `root` with the SHA-256 of its content."""
+    """Every file and folder under `root` but lock files, with the SHA-256 of its content."""
     return {
         str(p.relative_to(root)): "folder" if p.is_dir() else hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(root.rglob("*"))
+        if p.name != LOCK
     }
 
 
