@@ -14,8 +14,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from pydantic import PositiveFloat, PositiveInt
-from sklearn.cluster import KMeans
-from sklearn.mixture import GaussianMixture as SkGaussianMixture
 
 from ganscope.data.base import DATASETS, FiniteDataset
 from ganscope.data.mixture import MixtureOracle
@@ -99,6 +97,9 @@ def cluster_modes(points: np.ndarray, p: FileParams) -> MixtureOracle:
     """Find modes: k-means when the number is given, else a spherical Gaussian mixture
     with the number of components chosen by BIC (spherical, because the oracle scores
     distance in units of one std per mode)."""
+    from sklearn.cluster import KMeans  # scikit-learn is slow to import: only for files
+    from sklearn.mixture import GaussianMixture as SkGaussianMixture
+
     if p.n_modes is not None:
         if p.n_modes > len(points):
             raise DataError(f"data.n_modes={p.n_modes} exceeds the {len(points)} points in the file")

@@ -8,7 +8,6 @@ from typing import Self
 
 import torch
 from pydantic import PositiveFloat, PositiveInt, field_validator, model_validator
-from scipy.stats import chi2
 
 from ganscope.data.base import DATASETS, Dataset, ModeAssignment, ModeOracle
 from ganscope.registry import Params
@@ -25,6 +24,8 @@ def default_hq_threshold(dim: int) -> float:
     every true sample low quality; we keep the 2-D protocol's probability mass instead
     (chi distribution quantile), which gives exactly 3 when dim == 2.
     """
+    from scipy.stats import chi2  # scipy costs a second at import: only when asked
+
     return math.sqrt(chi2.ppf(_HQ_MASS_2D, dim))
 
 

@@ -13,7 +13,6 @@ from typing import Annotated
 
 import torch
 from pydantic import Field
-from sklearn.cluster import KMeans
 from torch import Tensor
 
 from ganscope.errors import DataError
@@ -191,6 +190,8 @@ def ndb(
             f"using {k} bins (at most N//2)",
             stacklevel=2,
         )
+    from sklearn.cluster import KMeans  # scikit-learn is slow to import: only for NDB
+
     kmeans = KMeans(
         n_clusters=k, n_init=params.n_init, random_state=_resolve_seed(generator, params.seed)
     ).fit(real.cpu().numpy())

@@ -355,7 +355,7 @@ class DroppingParams(HistogramParams, CollapseParams):
 
 
 @DETECTORS.register(
-    "dropping", "some modes get less than 10% of their share of high-quality samples (and it is not collapse)",
+    "dropping", "some modes get (almost) none of their share of high-quality samples, and it is not collapse",
     DroppingParams,
 )
 class Dropping(Detector):
@@ -420,7 +420,7 @@ class NotConvergingParams(Params):
 
 
 @DETECTORS.register(
-    "not-converging", "too few samples are near any mode (high quality), after the first part of training",
+    "not-converging", "too few samples are near any mode (high quality), after the first evaluation",
     NotConvergingParams,
 )
 class NotConverging(Detector):

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import torch
@@ -66,6 +66,16 @@ def mode_spreads(flat: torch.Tensor, mode: torch.Tensor, keep: torch.Tensor, n_m
     return variance.clamp(min=0).sqrt().numpy(), counts.numpy()
 
 
+class Reference(NamedTuple):
+    """What samples are judged against: the real reference set's statistics."""
+
+    duplicate_threshold: float
+    compared: int  # samples the threshold holds for: as many as the real set has
+    mode_spread: np.ndarray
+    mode_count: np.ndarray
+    global_spread: float
+
+
 def global_spread(flat: torch.Tensor) -> float:
     """RMS distance of the rows of `flat` to their mean."""
     x = flat.double()
@@ -96,39 +106,30 @@ class Diversity:
         self.data = data
         self.quantile = quantile
         self.seed = seed
-        self._reference: dict[int, tuple[float, int, np.ndarray, np.ndarray]] = {}
-        self._real_global_spread: float | None = None
+        self._reference: dict[int, Reference] = {}
 
     def _spreads(self, samples: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         assignment = self.data.oracle.assign(samples)
         flat = samples.reshape(len(samples), -1)
         return mode_spreads(flat, assignment.mode, assignment.high_quality, self.data.oracle.n_modes)
 
-    def reference(self, n: int) -> tuple[float, int, np.ndarray, np.ndarray]:
-        """(near-duplicate threshold, the number of samples it holds for, per-mode spread,
-        per-mode count) of the real reference set for n samples (`Dataset.reference`: the
+    def reference(self, n: int) -> Reference:
+        """The statistics of the real reference set for n samples (`Dataset.reference`: the
         real points without repeats, fewer than n when a data file holds fewer)."""
         if n not in self._reference:
             real = self.data.reference(n, make_generator(self.seed, "eval", 0, n))
             flat = real.reshape(len(real), -1)[:MAX_DUPLICATE_SAMPLES]
             threshold = near_duplicate_threshold(flat, self.quantile)
-            self._reference[n] = (threshold, len(flat), *self._spreads(real))
+            self._reference[n] = Reference(threshold, len(flat), *self._spreads(real),
+                                           global_spread(real.reshape(len(real), -1)))
         return self._reference[n]
-
-    def real_global_spread(self) -> float:
-        """The real data's overall spread, from a fixed draw of MAX_DUPLICATE_SAMPLES points."""
-        if self._real_global_spread is None:
-            n = MAX_DUPLICATE_SAMPLES
-            real = self.data.sample(n, make_generator(self.seed, "eval", 1, n))
-            self._real_global_spread = global_spread(real.reshape(n, -1))
-        return self._real_global_spread
 
     def measure(self, samples: torch.Tensor) -> dict[str, float]:
         """The three statistics of one seed's samples (n, *sample_shape); NaN when unmeasurable."""
         n = len(samples)
         if n < 2:
             return {"duplicate_fraction": math.nan, "spread_ratio": math.nan, "global_spread_ratio": math.nan}
-        threshold, compared, real_spread, real_count = self.reference(n)
+        threshold, compared, real_spread, real_count, real_global = self.reference(n)
         flat = samples.reshape(n, -1)[:compared]
         duplicates = (nearest_neighbour_distances(flat, 1)[:, 0] <= threshold).double().mean().item()
         spread, count = self._spreads(samples)
@@ -137,7 +138,6 @@ class Diversity:
             float((count[usable] * spread[usable] / real_spread[usable]).sum() / count[usable].sum())
             if usable.any() else math.nan
         )
-        real_global = self.real_global_spread()
         overall = global_spread(samples.reshape(n, -1)) / real_global if real_global > 0 else math.nan
         return {"duplicate_fraction": duplicates, "spread_ratio": ratio, "global_spread_ratio": overall}
 
@@ -222,9 +222,11 @@ def describe_events(records: Sequence[dict[str, Any]], current: set[tuple[int, s
     if past:
         ended = []
         for kind, found in past.items():
-            ranges = ", ".join(_span(start, end) for _, start, end in found[:3])
-            more = f" and {len(found) - 3} more" if len(found) > 3 else ""
-            ended.append(f"{kind} ({_seeds(sorted({seed for seed, _, _ in found}))}: {ranges}{more})")
+            by_span: dict[str, list[int]] = {}
+            for seed, start, end in found:
+                by_span.setdefault(_span(start, end), []).append(seed)
+            ended.append(f"{kind} (" + "; ".join(f"{_seeds(sorted(set(seeds)))}: {span}"
+                                                  for span, seeds in by_span.items()) + ")")
         text += "; ended: " + "; ".join(ended)
     return text
 

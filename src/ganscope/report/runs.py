@@ -92,11 +92,18 @@ class RunFolder:
         if not (run_dir / "summary.json").is_file():
             raise GanscopeError(f"{run_dir} has no summary.json; finish or resume the run first")
         config_text = (run_dir / "config.yaml").read_text()
+        try:
+            summary = json.loads((run_dir / "summary.json").read_text())
+        except json.JSONDecodeError as err:
+            raise GanscopeError(
+                f"{run_dir / 'summary.json'} is damaged ({err.msg} at line {err.lineno}); "
+                f"rewrite it with `ganscope resume {run_dir}`"
+            ) from None
         return cls(
             path=run_dir,
             cfg=load_config(yaml.safe_load(config_text)),
             config_text=config_text,
-            summary=json.loads((run_dir / "summary.json").read_text()),
+            summary=summary,
             records=MetricsLog(run_dir / "metrics.jsonl").read(),
         )
 
