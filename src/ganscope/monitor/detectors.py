@@ -98,6 +98,9 @@ class History:
     #: Largest finite value each train key has reached over the whole run, never trimmed:
     #: "G's gradient norm collapsed" is relative to its own peak.
     peaks: dict[str, float] = field(default_factory=dict)
+    #: Set when training has ended: the latest evaluation is the last, and rules that wait
+    #: for training to get going no longer wait.
+    final: bool = False
 
     @property
     def latest(self) -> Evaluation | None:
@@ -415,7 +418,8 @@ class NotConvergingParams(Params):
         1, ge=0,
         description="the first evaluations (this many) are not judged: every generator starts far from "
         "the modes. Counted in evaluations, not as a share of train.steps, so that a judgement never "
-        "depends on how long the run is planned to be (resume with more steps stays bit-exact)",
+        "depends on how long the run is planned to be (resume with more steps stays bit-exact); the "
+        "last evaluation of a run is always judged",
     )
 
 
@@ -441,7 +445,7 @@ class NotConverging(Detector):
 
     def check(self, history: History) -> Finding | None:
         ev, p = history.latest, self.params
-        if ev is None or len(history.evals) <= p.grace_evals or not self._low(ev):
+        if ev is None or (len(history.evals) <= p.grace_evals and not history.final) or not self._low(ev):
             return None
         started = trailing_start(history.evals, self._low, lambda e: e.step)
         finite = [e.hq_fraction for e in history.evals if math.isfinite(e.hq_fraction)]

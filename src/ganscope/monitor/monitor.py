@@ -207,17 +207,17 @@ def describe_events(records: Sequence[dict[str, Any]], current: set[tuple[int, s
             spans[key][-1] = (spans[key][-1][0], int(r["evidence"].get("absent_from", r["step"])))
     if current is None:
         current = {key for key, s in spans.items() if s[-1][1] is None}
-    now: dict[str, list[tuple[int, int]]] = {}
+    now: dict[str, list[tuple[int, int | None]]] = {}
     past: dict[str, list[tuple[int, int, int | None]]] = {}
     for (seed, kind), s in spans.items():
         for start, end in s[:-1] if (seed, kind) in current else s:
             past.setdefault(kind, []).append((seed, start, end))
-        if (seed, kind) in current:
-            now.setdefault(kind, []).append((seed, s[-1][0]))
+    for seed, kind in sorted(current):
+        # A condition found only by the final judgement (`Monitor.conclude`) has no record.
+        now.setdefault(kind, []).append((seed, spans[(seed, kind)][-1][0] if (seed, kind) in spans else None))
     if not now and not past:
         return "events: none"
-    parts = [f"{kind} ({_seeds(sorted(seed for seed, _ in found))}, since step {min(st for _, st in found)})"
-             for kind, found in now.items()]
+    parts = [f"{kind} ({_seeds(sorted(seed for seed, _ in found))}, {_since(found)})" for kind, found in now.items()]
     text = "events: " + ("; ".join(parts) if parts else "none at the end")
     if past:
         ended = []
@@ -229,6 +229,11 @@ def describe_events(records: Sequence[dict[str, Any]], current: set[tuple[int, s
                                                   for span, seeds in by_span.items()) + ")")
         text += "; ended: " + "; ".join(ended)
     return text
+
+
+def _since(found: list[tuple[int, int | None]]) -> str:
+    starts = [start for _, start in found if start is not None]
+    return f"since step {min(starts)}" if starts else "at the last evaluation"
 
 
 def _span(start: int, end: int | None) -> str:
@@ -374,6 +379,17 @@ class Monitor:
                     del self.absent[key]
                     events.append(self.active.pop(key).ended(step, since))
         return events
+
+    def conclude(self) -> None:
+        """Judge every seed's latest evaluation as the run's last, so the verdict speaks of
+        the final state even where a rule waits for training to get going (a run with a
+        single evaluation). Only `current` changes: nothing is logged, so a run resumed
+        past this point writes the log an uninterrupted run writes."""
+        for seed, history in self.histories.items():
+            if history.latest is None:
+                continue
+            history.final = True
+            self.current |= {(seed, kind) for kind, d in self.detectors.items() if d.check(history) is not None}
 
     def stop_reason(self, events: Iterable[Event]) -> Event | None:
         """The first newly started event of a kind the user asked to stop on."""
