@@ -126,6 +126,12 @@ class TrainConfig(Strict):
     precision: Literal["fp32", "bf16"] = "fp32"
     lr_schedule: Literal["constant", "cosine", "linear"] = "cosine"
     lr_final_fraction: float = Field(0.0, ge=0.0, le=1.0)
+    #: A NaN or infinity in a loss or weight: `stop` at the last finite checkpoint, or
+    #: `rollback` to it with every learning rate times `rollback_lr_factor` and train on,
+    #: at most `max_rollbacks` times (then stop).
+    on_divergence: Literal["stop", "rollback"] = "stop"
+    rollback_lr_factor: float = Field(0.5, gt=0.0, lt=1.0)
+    max_rollbacks: PositiveInt = 3
     monitor: MonitorConfig = MonitorConfig()
 
     @field_validator("seeds")

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from ganscope.errors import CheckpointError
 from ganscope.train.checkpoint import atomic_write_text
 
 
@@ -36,14 +37,35 @@ class MetricsLog:
             handle.write(lines)
 
     def read(self) -> list[dict[str, Any]]:
+        """Every record. A last line without its newline is what a process killed while
+        appending leaves: it is dropped when it is not a whole record (resume rewrites the
+        log to its checkpoint anyway); a damaged line anywhere else is an error."""
         if not self.path.is_file():
             return []
-        return [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
+        lines = self.path.read_bytes().split(b"\n")
+        records = []
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError as err:  # JSONDecodeError, or bytes that are not UTF-8
+                if number == len(lines):
+                    break
+                problem = f"column {err.colno}: {err.msg}" if isinstance(err, json.JSONDecodeError) else "not UTF-8"
+                raise CheckpointError(
+                    f"{self.path} line {number} is not a JSON record ({problem}); repair or delete that line"
+                ) from None
+            if not isinstance(record, dict):
+                raise CheckpointError(f"{self.path} line {number} is not a JSON object; repair or delete that line")
+            records.append(record)
+        return records
 
-    def keep_only(self, keep: Callable[[dict[str, Any]], bool]) -> None:
-        """Drop records (e.g. those written after the checkpoint a run resumes from)."""
-        kept = [r for r in self.read() if keep(r)]
-        atomic_write_text(self.path, "".join(json.dumps(r) + "\n" for r in kept))
+    def rewrite(self, select: Callable[[list[dict[str, Any]]], list[dict[str, Any]]]) -> None:
+        """Keep only the records `select` returns (e.g. those written before the checkpoint a
+        run resumes from), atomically; a missing log stays missing."""
+        if self.path.is_file():
+            atomic_write_text(self.path, "".join(json.dumps(r) + "\n" for r in select(self.read())))
 
 
 class TensorBoard:

@@ -3,6 +3,16 @@
 Everything method-specific lives in the scheme; this module only schedules steps,
 evaluates with the dataset's mode oracle, logs, and saves and restores state so that a
 resumed run continues bit-for-bit.
+
+Faults. A run folder always holds a complete, finite checkpoint (one is written at
+creation; writes are atomic; non-finite weights are never saved), so `kill -9` at any
+moment loses at most one checkpoint interval and resume rewrites the log to that
+checkpoint. One process at a time trains in a folder (`RUN/.lock`). A NaN or infinity in
+a loss, gradient norm or weight stops the run at its last finite checkpoint or, with
+`train.on_divergence: rollback`, restores that checkpoint with lower learning rates and
+trains on. The seeds of a population share one checkpoint and one optimiser per network,
+so a divergence of any seed stops or rolls back the whole population, and every seed's
+learning rates are lowered (from then on a seed no longer follows its solo trajectory).
 """
 
 from __future__ import annotations
@@ -14,28 +24,49 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from ganscope.config import Config, dump_config, load_config, parse_overrides, piece_params, read_yaml
+from ganscope.config import (
+    Config,
+    TrainConfig,
+    dump_config,
+    load_config,
+    parse_overrides,
+    piece_params,
+    read_yaml,
+)
 from ganscope.errors import CheckpointError, ConfigError, GanscopeError
 from ganscope.metrics.modes import ModeScore, population_summary, score_modes
-from ganscope.monitor import Event, Monitor, describe_events
+from ganscope.monitor import DETECTORS, Event, Monitor, describe_events
+from ganscope.monitor.monitor import suggest
 from ganscope.schemes import SCHEMES, Parts, Scheme
 from ganscope.seeding import PopulationRandom
-from ganscope.train.checkpoint import atomic_write, atomic_write_text, load_checkpoint, save_checkpoint, save_weights
+from ganscope.train.checkpoint import (
+    atomic_write,
+    atomic_write_text,
+    folder_lock,
+    load_checkpoint,
+    remove_stale_temporaries,
+    save_checkpoint,
+    save_weights,
+)
 from ganscope.train.log import MetricsLog, TensorBoard, jsonable
-from ganscope.train.snapshots import save_snapshot
+from ganscope.train.snapshots import SNAPSHOTS, save_snapshot
 
 CHECKPOINT = "checkpoint.pt"
 CONFIG = "config.yaml"
 METRICS = "metrics.jsonl"
 SUMMARY = "summary.json"
 SAMPLES = "samples.npy"
+#: Marks the records that say why and where a run rolled back; the rollbacks that follow
+#: from the same checkpoint keep them.
+ROLLED_BACK = "rolled_back_to"
 
 
 class Interrupted(GanscopeError):
@@ -48,8 +79,62 @@ class Interrupted(GanscopeError):
         )
 
 
+@dataclass(frozen=True)
+class Divergence:
+    """NaN or infinite values found at `step`: what held them, per seed, and the
+    `divergence` events that name those seeds."""
+
+    step: int
+    found: dict[int, list[str]]
+    events: list[Event]
+
+    def describe(self) -> str:
+        """e.g. `seed 1: g_loss, generator weights not finite (and 2 more seeds)`."""
+        seed, what = next(iter(self.found.items()))
+        more = f" (and {len(self.found) - 1} more seeds)" if len(self.found) > 1 else ""
+        return f"seed {seed}: {', '.join(what)} not finite{more}"
+
+
 class Diverged(GanscopeError):
-    """A loss became NaN or infinite."""
+    """Training produced a NaN or infinity and stopped at its last finite checkpoint;
+    `summary` is what `fit` wrote for that checkpoint (None when nothing was written)."""
+
+    def __init__(self, message: str, summary: dict[str, Any] | None = None) -> None:
+        self.summary = summary
+        super().__init__(message)
+
+
+def schedule_factor(step: int, tcfg: TrainConfig) -> float:
+    """The learning-rate multiplier of `train.lr_schedule` at `step`: cosine (Loshchilov &
+    Hutter 2017, SGDR, eq. 5, one cycle without restarts) or linear decay to
+    `lr_final_fraction` at `train.steps`."""
+    if tcfg.lr_schedule == "constant":
+        return 1.0
+    progress = step / tcfg.steps
+    shape = 0.5 * (1 + math.cos(math.pi * progress)) if tcfg.lr_schedule == "cosine" else 1 - progress
+    return tcfg.lr_final_fraction + (1 - tcfg.lr_final_fraction) * shape
+
+
+def progress_line(scores: list[ModeScore]) -> str:
+    """The progress bar's score: `modes/K HQ%` per seed up to four seeds (`8/8 97% | 7/8
+    95%`), else the population's mean ± std; short enough that nothing cuts it."""
+    if len(scores) <= 4:
+        return " | ".join(f"{s.modes_covered}/{s.n_modes} {100 * s.hq_fraction:.0f}%" for s in scores)
+    stats = population_summary(scores)
+    return (f"{stats['modes_covered_mean']:.1f}±{stats['modes_covered_std']:.1f}/{scores[0].n_modes} "
+            f"{100 * stats['hq_fraction_mean']:.0f}±{100 * stats['hq_fraction_std']:.0f}% HQ")
+
+
+def _first_difference(ours: Any, theirs: Any, key: str = "") -> tuple[str, Any, Any] | None:
+    """The first dotted key whose value differs, among keys both configs have (a key one
+    lacks is a default of another ganscope version, not a difference)."""
+    if isinstance(ours, dict) and isinstance(theirs, dict):
+        for k in [k for k in ours if k in theirs]:
+            found = _first_difference(ours[k], theirs[k], f"{key}.{k}" if key else k)
+            if found:
+                return found
+        return None
+    return None if ours == theirs else (key, ours, theirs)
 
 
 @contextmanager
@@ -87,20 +172,27 @@ class Run:
         # run logs the same window averages as an uninterrupted one.
         self.window: dict[str, torch.Tensor] = {}
         self.window_count = 0
+        #: Product of the rollbacks' learning-rate factors, and their number (checkpointed).
+        self.lr_scale = 1.0
+        self.rollbacks = 0
+        #: The `train` section the run folder held before `open` applied overrides.
+        self.previous_train: TrainConfig | None = None
 
     # ---- creating and reopening run folders -------------------------------------------
 
     @classmethod
     def create(cls, cfg: Config, run_dir: Path) -> Run:
-        """A new run in `run_dir`, which must not already hold one."""
+        """A new run in `run_dir`, which must not already hold one, with its step-0
+        checkpoint: from here on the folder can always be resumed."""
         run_dir = Path(run_dir)
-        if (run_dir / CONFIG).exists() or (run_dir / CHECKPOINT).exists():
-            raise GanscopeError(
-                f"{run_dir} already holds a run; continue it with `ganscope resume {run_dir}` or choose another -o"
-            )
         run = cls(cfg, run_dir)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(run_dir / CONFIG, dump_config(cfg))
+        with folder_lock(run_dir):
+            if (run_dir / CONFIG).exists() or (run_dir / CHECKPOINT).exists():
+                raise GanscopeError(
+                    f"{run_dir} already holds a run; continue it with `ganscope resume {run_dir}` or choose another -o"
+                )
+            atomic_write_text(run_dir / CONFIG, dump_config(cfg))
+            run.save()
         return run
 
     @classmethod
@@ -114,32 +206,55 @@ class Run:
                 raise ConfigError(
                     f"{'.'.join(path)}: a resumed run keeps its model; only train.* keys may change"
                 )
-        cfg = load_config(read_yaml(run_dir / CONFIG), overrides)
-        state = load_checkpoint(run_dir / CHECKPOINT)
-        run = cls(cfg, run_dir)
-        run.load_state_dict(state)
+        saved = read_yaml(run_dir / CONFIG)
+        run = cls(load_config(saved, overrides), run_dir)
+        run.previous_train = load_config(saved).train
+        # Killed between writing its config and its step-0 checkpoint, a run has nothing
+        # to lose: it starts from step 0. Past that, a missing checkpoint is an error.
+        if (run_dir / CHECKPOINT).exists() or (run_dir / METRICS).exists():
+            run.load_state_dict(load_checkpoint(run_dir / CHECKPOINT))
         if overrides:
-            atomic_write_text(run_dir / CONFIG, dump_config(cfg))
+            run.log.read()  # a damaged log stops the resume here, before the config changes
+            with folder_lock(run_dir):
+                atomic_write_text(run_dir / CONFIG, dump_config(run.cfg))
         return run
 
     # ---- state ------------------------------------------------------------------------
+
+    def _model_config(self) -> dict[str, Any]:
+        """Everything the checkpoint's tensors depend on: the config less `train`, which a
+        resume may change (the seeds are checked on their own)."""
+        return {k: v for k, v in self.cfg.to_dict().items() if k != "train"}
 
     def state_dict(self) -> dict[str, Any]:
         return {
             "format": 1,
             "step": self.step,
             "seeds": self.parts.seeds,
+            "config": self._model_config(),
             "modules": {k: m.state_dict() for k, m in self.scheme.modules.items()},
             "optimizers": {k: o.state_dict() for k, o in self.scheme.optimizers.items()},
             "streams": {k: r.get_state() for k, r in self.parts.streams.items()},
             "window": dict(self.window),
             "window_count": self.window_count,
+            "lr_scale": self.lr_scale,
+            "rollbacks": self.rollbacks,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a checkpoint, refusing one written for another config, before any change."""
+        where = self.run_dir / CHECKPOINT
         if state.get("seeds") != self.parts.seeds:
             raise CheckpointError(
-                f"checkpoint holds seeds {state.get('seeds')} but the config asks for {self.parts.seeds}"
+                f"{where} holds seeds {state.get('seeds')} but {CONFIG} asks for {self.parts.seeds}; "
+                f"put back this run's own checkpoint or train a new run"
+            )
+        different = _first_difference(self._model_config(), state.get("config", {}))
+        if different:
+            key, ours, theirs = different
+            raise CheckpointError(
+                f"{where} was written for another config ({key}: {theirs!r} there, {ours!r} in {CONFIG}); "
+                f"put back this run's own checkpoint or train a new run"
             )
         try:
             for k, module in self.scheme.modules.items():
@@ -149,13 +264,62 @@ class Run:
             for k, rng in self.parts.streams.items():
                 rng.set_state(state["streams"][k])
         except (KeyError, RuntimeError, ValueError) as err:
-            raise CheckpointError(f"checkpoint does not match this run's networks ({str(err).splitlines()[0]})") from None
+            raise CheckpointError(
+                f"{where} does not match this run's networks ({str(err).splitlines()[0]}); "
+                f"put back this run's own checkpoint or train a new run"
+            ) from None
         self.step = int(state["step"])
         self.window = dict(state["window"])
         self.window_count = int(state["window_count"])
+        self.lr_scale = float(state.get("lr_scale", 1.0))  # checkpoints from before rollbacks
+        self.rollbacks = int(state.get("rollbacks", 0))
 
     def save(self) -> None:
+        """Write the checkpoint; weights with a NaN or infinity never replace a finite one."""
+        bad = self._non_finite_weights()
+        if bad:
+            raise Diverged(f"refusing to save a checkpoint at step {self.step}: "
+                           f"{Divergence(self.step, bad).describe()}; {self.run_dir / CHECKPOINT} is kept")
         save_checkpoint(self.run_dir / CHECKPOINT, self.state_dict())
+
+    def resume_message(self) -> str:
+        """`resumed from step N of M`, and what changed `train.*` keys do to the learning
+        rate at step N: a decay schedule is a function of step / train.steps, so raising
+        `train.steps` stretches it and the learning rate jumps back up."""
+        tcfg = self.cfg.train
+        line = f"resumed from step {self.step} of {tcfg.steps}"
+        if self.step >= tcfg.steps:
+            line += "; it already reached train.steps: raise it with -s train.steps=N to train on"
+        before = self.previous_train or tcfg
+        if before.lr_schedule == tcfg.lr_schedule == "constant":
+            return line
+        changed = [k for k in ("steps", "lr_schedule", "lr_final_fraction") if getattr(before, k) != getattr(tcfg, k)]
+        if not changed:
+            return line
+        if changed == ["steps"]:
+            how = (f"train.steps {before.steps} -> {tcfg.steps} "
+                   f"{'stretches' if tcfg.steps > before.steps else 'compresses'} the {tcfg.lr_schedule} "
+                   f"learning-rate decay over {tcfg.steps} steps")
+        else:
+            how = ", ".join(f"train.{k} {getattr(before, k)} -> {getattr(tcfg, k)}" for k in changed)
+            how += " changes the learning-rate schedule"
+        return f"{line}; {how}: {self._learning_rate_change(before)}"
+
+    def _learning_rate_change(self, before: TrainConfig) -> str:
+        """How each optimiser's learning rate at this step moves from the `before` schedule."""
+        old, new = (schedule_factor(self.step, t) * self.lr_scale for t in (before, self.cfg.train))
+        rates = {
+            name: (base * old, base * new)
+            for name, opt in self.scheme.optimizers.items()
+            for base in {g.get("initial_lr", g["lr"]) for g in opt.param_groups}
+        }
+        if len(set(rates.values())) > 1:
+            shown = ", ".join(f"{name} {a:.3g} -> {b:.3g}" for name, (a, b) in rates.items())
+            return f"at step {self.step} the learning rates change: {shown}"
+        (a, b), = set(rates.values())
+        if a == b:
+            return f"the learning rate stays at {a:.3g} at step {self.step}"
+        return f"the learning rate {'rises' if b > a else 'falls'} from {a:.3g} to {b:.3g} at step {self.step}"
 
     # ---- sampling and scoring ------------------------------------------------------------
 
@@ -195,17 +359,14 @@ class Run:
         ]
 
     def _set_learning_rates(self) -> None:
-        """Decay every optimiser's learning rate with `train.lr_schedule`.
+        """Every optimiser's learning rate: its configured value times `train.lr_schedule`'s
+        factor times the rollbacks' `lr_scale`.
 
-        A pure function of the step, so resume needs no scheduler state; decaying at the
-        end of training lets samples settle into narrow modes (the ring's std is 0.01).
+        A pure function of the step and checkpointed numbers, so resume needs no scheduler
+        state; decaying at the end of training lets samples settle into narrow modes (the
+        ring's std is 0.01).
         """
-        tcfg = self.cfg.train
-        if tcfg.lr_schedule == "constant":
-            return
-        progress = self.step / tcfg.steps
-        shape = 0.5 * (1 + math.cos(math.pi * progress)) if tcfg.lr_schedule == "cosine" else 1 - progress
-        factor = tcfg.lr_final_fraction + (1 - tcfg.lr_final_fraction) * shape
+        factor = schedule_factor(self.step, self.cfg.train) * self.lr_scale
         for opt in self.scheme.optimizers.values():
             for group in opt.param_groups:
                 group.setdefault("initial_lr", group["lr"])
@@ -227,63 +388,118 @@ class Run:
             for i, seed in enumerate(self.parts.seeds)
         ]
 
-    def is_scheduled(self, record: dict[str, Any]) -> bool:
-        """Whether an uninterrupted run would have logged this record (final evaluations
-        of a shorter run are not), so a resumed log equals an uninterrupted one."""
-        at_evals = record["kind"] in ("eval", "event")  # events are decided at evaluations
-        every = self.cfg.train.eval_every if at_evals else self.cfg.train.log_every
-        return record["step"] < self.step or (record["step"] == self.step and self.step % every == 0)
+    def logged_by_checkpoint(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The records an uninterrupted run had written when it saved its checkpoint at
+        this step, so that a resumed log equals an uninterrupted one: all of earlier steps,
+        and all of this step but a final evaluation off the `eval_every` schedule (a shorter
+        run's last one) with the events it raised, which follow it in the log."""
+        off_schedule = self.step % self.cfg.train.eval_every != 0
+        kept, final_evaluation = [], False
+        for r in records:
+            now = r["step"] == self.step
+            final_evaluation = final_evaluation or (now and off_schedule and r["kind"] == "eval")
+            if r["step"] < self.step or (now and not (final_evaluation and r["kind"] in ("eval", "event"))):
+                kept.append(r)
+        return kept
+
+    def _monitor_from_log(self) -> Monitor:
+        """A monitor that has seen the log: it re-derives its state, and the events it
+        raises on the way are logged already."""
+        monitor = Monitor(self.cfg, self.parts.data)
+        monitor.observe(self.log.read())
+        return monitor
+
+    def _open_board(self) -> TensorBoard:
+        """TensorBoard, dropping any scalars an earlier process wrote after this step."""
+        folder = self.run_dir / "tensorboard"
+        return TensorBoard(folder, purge_step=self.step + 1 if folder.exists() else None)
 
     def fit(self, progress: bool = True) -> dict[str, Any]:
-        """Train to `train.steps`, evaluating, logging and checkpointing on schedule."""
+        """Train to `train.steps`, evaluating, logging and checkpointing on schedule, holding
+        the run folder's lock; an opened run first says where it resumes. A NaN or infinity
+        raises `Diverged` after writing the summary of the last finite checkpoint, or rolls
+        back (`train.on_divergence`)."""
         tcfg = self.cfg.train
-        monitor = Monitor(self.cfg, self.parts.data)
-        if self.step > 0:
-            self.log.keep_only(self.is_scheduled)
-            monitor.observe(self.log.read())  # re-derive its state; those events are logged already
-        stopped: Event | None = None
-        board = TensorBoard(self.run_dir / "tensorboard", purge_step=self.step + 1 if self.step else None)
-        started, start_step = time.perf_counter(), self.step
-        bar = tqdm(total=tcfg.steps, initial=self.step, disable=not progress, dynamic_ncols=True,
-                   desc=f"{self.parts.data.name} {self.cfg.objective.name}", unit="step")
-        try:
-            with stop_on_signals() as received:
-                while self.step < tcfg.steps:
-                    diagnostics = (self.step + 1) % tcfg.log_every == 0
-                    self._set_learning_rates()
-                    out = self.scheme.train_step(diagnostics)
-                    self.step += 1
-                    self._accumulate(out)
-                    if diagnostics:
-                        records = self._train_records(out)
-                        self._report(monitor.observe(records), board)  # a non-finite loss: divergence
-                        self._check_finite(records)
-                        self.log.append(records)
-                        board.scalars(records)
-                    if self.step % tcfg.eval_every == 0 or self.step == tcfg.steps:
-                        scores, samples = self.evaluate()
-                        save_snapshot(self.run_dir, self.step, samples)  # the report's per-evaluation pictures
-                        records = self._eval_records(scores, monitor.measure(samples))
-                        self.log.append(records)
-                        board.scalars(records)
-                        events = monitor.observe(records)
-                        self._report(events, board)
-                        stopped = monitor.stop_reason(events)
-                        bar.set_postfix_str(self.verdict(scores).split(": ", 1)[1][:60])
-                    if self.step % tcfg.checkpoint_every == 0:
-                        self.save()
-                    bar.update(1)
-                    if received:
-                        self.save()
-                        raise Interrupted(self.run_dir, self.step, received[0])
-                    if stopped is not None:
-                        break
-        finally:
-            bar.close()
-            board.close()
-        elapsed = time.perf_counter() - started
-        self.save()
-        return self.finish(elapsed, self.step - start_step, stopped)
+        with folder_lock(self.run_dir):
+            for folder in (self.run_dir, self.run_dir / SNAPSHOTS):
+                remove_stale_temporaries(folder)
+            self.log.rewrite(self.logged_by_checkpoint)
+            monitor = self._monitor_from_log()
+            if self.previous_train is not None:  # after the lock and the log: a refused resume says one line
+                print(self.resume_message(), file=sys.stderr)
+            stopped: Event | None = None
+            divergence: Divergence | None = None
+            board = self._open_board()
+            started, steps_done = time.perf_counter(), 0
+            bar = tqdm(total=tcfg.steps, initial=self.step, disable=not progress, dynamic_ncols=True,
+                       desc=f"{self.parts.data.name} {self.cfg.objective.name}", unit="step")
+            try:
+                with stop_on_signals() as received:
+                    while self.step < tcfg.steps:
+                        interrupted = bool(received)
+                        stopped, divergence = self._advance(monitor, board, bar, interrupted)
+                        steps_done += 1
+                        if divergence is not None:
+                            if tcfg.on_divergence == "stop" or self.rollbacks >= tcfg.max_rollbacks:
+                                break
+                            board.close()
+                            monitor, board = self._roll_back(divergence)
+                            bar.n = self.step
+                            continue
+                        bar.update(1)
+                        if interrupted:
+                            raise Interrupted(self.run_dir, self.step, received[0])
+                        if stopped is not None:
+                            break
+            finally:
+                bar.close()
+                board.close()
+            elapsed = time.perf_counter() - started
+            if divergence is not None:
+                self._stop_diverged(divergence, elapsed, steps_done)
+            self.save()
+            return self.finish(elapsed, steps_done, stopped)
+
+    def _advance(
+        self, monitor: Monitor, board: TensorBoard, bar: tqdm, interrupted: bool
+    ) -> tuple[Event | None, Divergence | None]:
+        """One training step, then what is due after it: the log, a check for NaN and
+        infinities, an evaluation, a checkpoint. Returns the event to stop on, if any, or
+        the divergence found (then nothing was evaluated or saved)."""
+        tcfg = self.cfg.train
+        diagnostics = (self.step + 1) % tcfg.log_every == 0
+        self._set_learning_rates()
+        out = self.scheme.train_step(diagnostics)
+        self.step += 1
+        self._accumulate(out)
+        evaluating = self.step % tcfg.eval_every == 0 or self.step == tcfg.steps
+        saving = self.step % tcfg.checkpoint_every == 0 or interrupted
+        records = self._train_records(out) if diagnostics else []
+        events = monitor.observe(records)  # a non-finite loss: divergence, at once
+        divergence = self._find_divergence(records, events) if records or evaluating or saving else None
+        self._report(events + ([e for e in divergence.events if e not in events] if divergence else []), board)
+        self.log.append(records)
+        board.scalars(records)
+        if divergence is not None:
+            return None, divergence
+        stopped = monitor.stop_reason(events)
+        if evaluating:
+            stopped = self._evaluate_and_log(monitor, board, bar) or stopped
+        if saving:
+            self.save()
+        return stopped, None
+
+    def _evaluate_and_log(self, monitor: Monitor, board: TensorBoard, bar: tqdm) -> Event | None:
+        """Score every seed, keep a snapshot, log and monitor; the event to stop on, if any."""
+        scores, samples = self.evaluate()
+        save_snapshot(self.run_dir, self.step, samples)  # the report's per-evaluation pictures
+        records = self._eval_records(scores, monitor.measure(samples))
+        self.log.append(records)
+        board.scalars(records)
+        events = monitor.observe(records)
+        self._report(events, board)
+        bar.set_postfix_str(progress_line(scores))
+        return monitor.stop_reason(events)
 
     def _report(self, events: list[Event], board: TensorBoard) -> None:
         """Monitor events to the metrics log, TensorBoard (text) and the console; tqdm.write
@@ -295,18 +511,91 @@ class Run:
             board.text(f"events/seed_{e.seed}", e.line(), e.step)
             tqdm.write(e.line(), file=sys.stderr)
 
-    def _check_finite(self, records: list[dict[str, Any]]) -> None:
-        for r in records:
-            bad = [k for k, v in r.items() if isinstance(v, float) and not np.isfinite(v)]
-            if bad:
-                raise Diverged(
-                    f"training diverged at step {r['step']} for seed {r['seed']} ({', '.join(bad)} not finite); "
-                    f"the last good checkpoint is kept in {self.run_dir}; lower the learning rates and resume"
-                )
+    # ---- divergence -----------------------------------------------------------------------
 
-    def finish(self, elapsed: float, steps_done: int, stopped: Event | None = None) -> dict[str, Any]:
+    def _non_finite_weights(self) -> dict[int, list[str]]:
+        """Per seed, the networks whose weights or buffers hold a NaN or infinity (every
+        tensor has the population's seed axis first)."""
+        found: dict[int, list[str]] = {}
+        n_seeds = len(self.parts.seeds)
+        for name, module in self.scheme.modules.items():
+            tensors = [t for t in module.state_dict().values() if t.is_floating_point()]
+            finite = torch.stack([torch.isfinite(t).reshape(n_seeds, -1).all(1) for t in tensors]).all(0)
+            for i in torch.nonzero(~finite).flatten().tolist():
+                found.setdefault(self.parts.seeds[i], []).append(f"{name} weights")
+        return found
+
+    def _find_divergence(self, records: list[dict[str, Any]], events: list[Event]) -> Divergence | None:
+        """NaN or infinities in this step's train records, the losses summed since the last
+        one, or the weights; None when all are finite. Seeds the monitor's `events` do not
+        name (its detector judges losses only; a disabled monitor judges nothing) get a
+        `divergence` event here."""
+        found: dict[int, list[str]] = {}
+        for r in records:
+            bad = [k for k, v in r.items() if isinstance(v, float) and not math.isfinite(v)]
+            if bad:
+                found.setdefault(r["seed"], []).extend(bad)
+        for key, sums in self.window.items():
+            for i in torch.nonzero(~torch.isfinite(sums)).flatten().tolist():
+                found.setdefault(self.parts.seeds[i], []).append(key)
+        for seed, networks in self._non_finite_weights().items():
+            found.setdefault(seed, []).extend(networks)
+        if not found:
+            return None
+        found = {seed: found[seed] for seed in self.parts.seeds if seed in found}
+        named = [e for e in events if e.kind == "divergence" and e.status == "started" and e.seed in found]
+        remedy = suggest(self.cfg, DETECTORS.get("divergence").remedies)
+        made = [
+            Event("divergence", seed, self.step, self.step, {}, f"{', '.join(what)} not finite", remedy)
+            for seed, what in found.items()
+            if seed not in {e.seed for e in named}
+        ]
+        return Divergence(self.step, found, named + made)
+
+    def _roll_back(self, divergence: Divergence) -> tuple[Monitor, TensorBoard]:
+        """Restore the last checkpoint with every learning rate times
+        `train.rollback_lr_factor`, rewrite the log to it (keeping why earlier rollbacks
+        from it happened) and log this rollback; the new monitor and TensorBoard."""
+        scale, count = self.lr_scale * self.cfg.train.rollback_lr_factor, self.rollbacks + 1
+        self.load_state_dict(load_checkpoint(self.run_dir / CHECKPOINT))
+        self.lr_scale, self.rollbacks = scale, count
+        self.log.rewrite(
+            lambda records: self.logged_by_checkpoint(records)
+            + [r for r in records if ROLLED_BACK in r and r["step"] > self.step]
+        )
+        text = (f"step {divergence.step}, {divergence.describe()}; rolled back to step {self.step} with the "
+                f"learning rates x{scale:g} (rollback {count} of at most {self.cfg.train.max_rollbacks})")
+        self.log.append([{**e.to_record(), ROLLED_BACK: self.step} for e in divergence.events] + [
+            {"step": divergence.step, "seed": next(iter(divergence.found)), "kind": "rollback",
+             ROLLED_BACK: self.step, "lr_scale": scale, "rollback": count, "text": text}
+        ])
+        tqdm.write(text, file=sys.stderr)
+        board = self._open_board()
+        board.text("events/rollback", text, divergence.step)
+        return self._monitor_from_log(), board
+
+    def _stop_diverged(self, divergence: Divergence, elapsed: float, steps_done: int) -> NoReturn:
+        """Finish from the last finite checkpoint, then raise `Diverged` with one line."""
+        tried = self.lr_scale, self.rollbacks  # this process's rollbacks, for the summary
+        self.load_state_dict(load_checkpoint(self.run_dir / CHECKPOINT))
+        self.lr_scale, self.rollbacks = tried
+        summary = self.finish(elapsed, steps_done, diverged=divergence)
+        after = f" after {self.rollbacks} rollback(s)" if self.rollbacks else ""
+        fix = ("train again with lower optimizer.*.lr" if self.cfg.train.on_divergence == "rollback"
+               else f"continue with `ganscope resume {self.run_dir} -s train.on_divergence=rollback` "
+               f"or train again with lower optimizer.*.lr")
+        raise Diverged(
+            f"training diverged at step {divergence.step}{after} ({divergence.describe()}); the last finite "
+            f"checkpoint (step {self.step}) is kept in {self.run_dir} and summarised in {SUMMARY}; {fix}",
+            summary,
+        )
+
+    def finish(self, elapsed: float, steps_done: int, stopped: Event | None = None,
+               diverged: Divergence | None = None) -> dict[str, Any]:
         """Final scores, samples, weights, summary, plots and the HTML page; `stopped` is
-        the event that ended training early (`train.monitor.stop_on`), if one did."""
+        the event that ended training early (`train.monitor.stop_on`), if one did, and
+        `diverged` the NaN or infinity that did (the scores are then the last finite
+        checkpoint's)."""
         from ganscope.report import write_report
 
         scores, samples = self.evaluate(key=self.step)
@@ -317,8 +606,13 @@ class Run:
         verdict = self.verdict(scores)
         if self.cfg.train.monitor.enabled:
             verdict = f"{verdict}; {describe_events(events)}"
+        if self.rollbacks:
+            verdict = f"{verdict}; rolled back {self.rollbacks} time(s), learning rates x{self.lr_scale:g}"
         if stopped is not None:
             verdict = f"stopped early at step {self.step} on {stopped.kind} (seed {stopped.seed}); {verdict}"
+        if diverged is not None:
+            verdict = (f"diverged at step {diverged.step} ({diverged.describe()}); "
+                       f"scores of the last finite checkpoint, step {self.step}: {verdict}")
         summary = {
             "step": self.step,
             "seeds": self.parts.seeds,
@@ -330,11 +624,13 @@ class Run:
             "seed_steps_per_s": steps_done * len(scores) / elapsed if elapsed > 0 else None,
             "events": events,
             "stopped_early": None if stopped is None else stopped.to_record(),
+            "diverged": None if diverged is None else {"step": diverged.step, "non_finite": diverged.found},
+            "rollbacks": self.rollbacks,
+            "lr_scale": self.lr_scale,
         }
         atomic_write_text(self.run_dir / SUMMARY, json.dumps(jsonable(summary), indent=2))
         write_report(self.run_dir)
         return summary
-
 
 def _save_npy(path: Path, array: np.ndarray) -> None:
     with path.open("wb") as handle:
