@@ -12,18 +12,18 @@ monitor with the default thresholds. Per stream:
 Healthy streams can only be wrong (a false alarm). Also: every kind raised, the median
 detection delay (decision step - onset) and the median |started_at - onset|.
 
-Part 2, real runs on the ring (std 0.05, minimax, small MLPs, 8 seeds): train 1600 steps
-until the seeds cover the ring, then continue to 4000 steps either unchanged (control) or
-with D's learning rate cut to 1e-6 and G's raised to 5e-3, so G chases a frozen D's
-favourite points: the max-min failure of SPEC section 1, where coverage falls. Per seed,
-coverage fell when modes_covered drops below its value at the switch for two evaluations
-in a row with at least 20% high-quality samples. A coverage event (collapse, dropping or
-hopping) raised after the switch is right on a seed whose coverage fell and wrong on one
-whose coverage did not; a seed whose coverage fell without one is missed. Loss events
-have no ground truth in real runs and are only counted.
+Part 2, real runs judged at their end. A catalogue of real trainings of several kinds
+(objectives, schemes, protocols, budgets, the user's own points), 4 seeds each. A seed
+*failed* when, at its final evaluation, some mode is uncovered or fewer than 50% of its
+samples are high quality; it is *flagged* when some condition holds for it at the end
+(`Monitor.current`, what the verdict prints). Per seed: right (failed and flagged),
+missed (failed, not flagged), wrong (healthy and flagged: a false alarm). The catalogue is
+split in two before anything was run: a *tuning* set (seeds 0-3), the only runs looked at
+while the thresholds were set, and a *held-out* set (other configurations, seeds
+1000-1003) run once to report. `--set tuning|held-out|all` picks what to run.
 
 Run with ganscope importable, e.g. `OMP_NUM_THREADS=1 python benchmarks/monitor_validation.py`
-(`--variants N`, `--skip-real`). Prints both tables and writes
+(`--variants N`, `--skip-real`, `--set`). Prints both tables and writes
 benchmarks/results/monitor_validation.json.
 """
 
@@ -48,15 +48,46 @@ from ganscope.monitor import Event, Monitor
 from ganscope.monitor.streams import CONDITIONS, IMPLIED, Schedule, Stream, build_stream
 
 RESULTS = Path(__file__).parent / "results" / "monitor_validation.json"
-COVERAGE_EVENTS = ("collapse", "dropping", "hopping")
-REAL = [
-    "data.std=0.05", "objective.name=minimax", "noise.z_dim=16",
-    "generator.hidden=64", "generator.depth=2", "discriminator.hidden=64", "discriminator.depth=2",
-    "train.batch_size=128", "train.seeds=8", "train.eval_samples=1000", "train.eval_every=200",
-    "train.log_every=20", "train.checkpoint_every=500",
-]
-SWITCH, END = 1600, 4000  # SWITCH on an evaluation step, so its evaluation survives the resume
-SCENARIOS = {"control": (1e-3, 1e-3), "frozen D, fast G": (5e-3, 1e-6)}  # (G lr, D lr) after the switch
+REAL_SEEDS = {"tuning": 0, "held-out": 1000}
+SMALL = ["train.seeds=4", "train.eval_samples=2500", "train.checkpoint_every=100000"]
+CPU = ["noise.z_dim=2", "generator.depth=3", "discriminator.depth=3", "train.batch_size=128",
+       "train.eval_every=500", "train.lr_schedule=cosine", "train.lr_final_fraction=0.01"]
+WGAN_GP = ["objective.name=wgan-gp", "regularizers=[{name: gradient-penalty}]", "scheme.n_critic=5",
+           "optimizer.generator.lr=1e-4", "optimizer.discriminator.lr=1e-4",
+           "optimizer.generator.betas=[0.5, 0.9]", "optimizer.discriminator.betas=[0.5, 0.9]"]
+#: name -> (set, profile, overrides). Fixed before any of them was run.
+CATALOGUE: dict[str, tuple[str, str | None, list[str]]] = {
+    # tuning set: looked at while setting thresholds
+    "ring, Metz setting, plain GAN": ("tuning", "metz-unrolled", ["train.steps=2000", "train.eval_every=500"]),
+    "ring, demo settings": ("tuning", "demo", ["train.steps=2000"]),
+    "grid, demo settings": ("tuning", "demo", ["data.name=grid", "train.steps=2000"]),
+    "ring, WGAN-GP + MAD-GAN, 500 steps": ("tuning", "demo", [*WGAN_GP, "scheme.name=madgan", "train.steps=500",
+                                                              "train.eval_every=100"]),
+    "ring, minimax": ("tuning", "demo", ["objective.name=minimax", "train.steps=2000"]),
+    "ring, cpu budget, PacGAN2": ("tuning", None, [*CPU, "d_modifiers=[{name: pack, m: 2}]", "train.batch_size=256",
+                                                   "train.steps=4000"]),
+    # held-out set: run once, to report
+    "ring, least-squares": ("held-out", "demo", ["objective.name=least-squares", "train.steps=2000"]),
+    "ring, hinge": ("held-out", "demo", ["objective.name=hinge", "train.steps=2000"]),
+    "ring, MD-GAN": ("held-out", "demo", ["scheme.name=mrgan", "train.steps=2000"]),
+    "ring, MAD-GAN": ("held-out", "demo", ["scheme.name=madgan", "train.steps=2000"]),
+    "ring, WGAN (clipping)": ("held-out", "demo", ["objective.name=wgan", "scheme.n_critic=5",
+                                                   "optimizer.generator.name=rmsprop", "optimizer.discriminator.name=rmsprop",
+                                                   "optimizer.generator.lr=5e-5", "optimizer.discriminator.lr=5e-5",
+                                                   "train.steps=2000"]),
+    "ring, WGAN-GP": ("held-out", "demo", [*WGAN_GP, "train.steps=2000"]),
+    "ring, EBGAN": ("held-out", "demo", ["scheme.name=ebgan", "train.steps=2000"]),
+    "ring, Metz setting, z 64, batch 256": ("held-out", "metz-unrolled", ["noise.z_dim=64", "train.batch_size=256",
+                                                                          "train.steps=2000", "train.eval_every=500"]),
+    "grid, MAD-GAN": ("held-out", "demo", ["data.name=grid", "scheme.name=madgan", "train.steps=2000"]),
+    "grid, cpu budget, PacGAN2": ("held-out", None, [*CPU, "data.name=grid", "d_modifiers=[{name: pack, m: 2}]",
+                                                     "train.batch_size=256", "train.steps=4000"]),
+    "ring, cpu budget, plain GAN, 4000 steps": ("held-out", None, [*CPU, "train.steps=4000"]),
+    "3-D mixture of 5, demo settings": ("held-out", "demo", [
+        "data.name=mixture", "data.centres=[[1,0,0],[0,1,0],[0,0,1],[-1,0,0],[0,-1,0]]", "data.std=0.05",
+        "noise.z_dim=3", "train.steps=2000"]),
+    "ring, demo settings, D lr 10x G lr": ("held-out", "demo", ["optimizer.discriminator.lr=1e-2", "train.steps=2000"]),
+}
 
 
 def _median(values: list[float]) -> float | None:
@@ -107,69 +138,59 @@ def constructed(variants: int) -> dict[str, dict[str, Any]]:
     return table
 
 
-# ---- part 2: real runs ----------------------------------------------------------------
+# ---- part 2: real runs -----------------------------------------------------------------
 
 
-def two_phase_run(folder: Path, g_lr: float, d_lr: float) -> list[dict[str, Any]]:
-    """Train to SWITCH, then resume to END with the given learning rates; the metrics log."""
-    ganscope.Run.create(ganscope.load_config(overrides=REAL + [f"train.steps={SWITCH}"]), folder).fit(progress=False)
-    run = ganscope.Run.open(folder, [f"train.steps={END}"])
-    for name, lr in (("generator", g_lr), ("discriminator", d_lr)):
-        for group in run.scheme.optimizers[name].param_groups:
-            group["lr"] = lr
-    run.fit(progress=False)
-    return [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+def failed(score: dict[str, Any]) -> bool:
+    """The issue's definition: some mode uncovered, or under 50% high-quality samples."""
+    return score["modes_covered"] < score["n_modes"] or score["hq_fraction"] < 0.5
 
 
-def coverage_fell(evals: list[dict[str, Any]]) -> int | None:
-    """First step after the switch from which coverage stays below its value at the
-    switch for two evaluations, with at least 20% high-quality samples; None if never."""
-    before = next(r["modes_covered"] for r in evals if r["step"] == SWITCH)
-    after = [r for r in evals if r["step"] > SWITCH]
-    low = [r["modes_covered"] < before and r["hq_fraction"] >= 0.2 for r in after]
-    return next((after[i]["step"] for i in range(len(after) - 1) if low[i] and low[i + 1]), None)
+def real_run(name: str, folder: Path) -> dict[str, Any]:
+    """Train one catalogue entry; per seed its end state, what the monitor says of it at
+    the end (re-judged from the run's own log, as the verdict is) and the verdict."""
+    which, profile, overrides = CATALOGUE[name]
+    cfg = ganscope.load_config(None, [f"seed={REAL_SEEDS[which]}", *SMALL, *overrides], profile=profile)
+    start = time.perf_counter()
+    summary = ganscope.Run.create(cfg, folder).fit(progress=False)
+    records = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+    monitor = Monitor(cfg, DATASETS.get(cfg.data.name)(piece_params(cfg, "data")))
+    monitor.observe(records)
+    monitor.conclude()
+    seeds = []
+    for seed, score in zip(summary["seeds"], summary["scores"], strict=True):
+        now = sorted(kind for s, kind in monitor.current if s == seed)
+        seeds.append({"seed": seed, "modes": f"{score['modes_covered']}/{score['n_modes']}",
+                      "hq_percent": round(100 * score["hq_fraction"], 1), "failed": failed(score), "flagged": now})
+    return {"set": which, "wall_time_s": round(time.perf_counter() - start, 1), "verdict": summary["verdict"],
+            "seeds": seeds}
 
 
-def judge_real(records: list[dict[str, Any]], seeds: list[int]) -> dict[str, Any]:
-    per_seed = []
-    for seed in seeds:
-        evals = [r for r in records if r["kind"] == "eval" and r["seed"] == seed]
-        starts = [r for r in records if r["kind"] == "event" and r["seed"] == seed and r["status"] == "started"]
-        fell = coverage_fell(evals)
-        coverage = [r for r in starts if r["event"] in COVERAGE_EVENTS and r["step"] > SWITCH]
-        per_seed.append({
-            "seed": seed,
-            "modes_at_switch": next(r["modes_covered"] for r in evals if r["step"] == SWITCH),
-            "modes_at_end": evals[-1]["modes_covered"],
-            "coverage_fell_at": fell,
-            "coverage_events": [(r["event"], r["step"], r["started_at"]) for r in coverage],
-            "loss_events": [(r["event"], r["step"]) for r in starts if r["event"] not in COVERAGE_EVENTS and r["step"] > SWITCH],
-            "warm_up_events": [(r["event"], r["step"]) for r in starts if r["step"] <= SWITCH],
-        })
-    fell = [s for s in per_seed if s["coverage_fell_at"] is not None]
+def tally(runs: dict[str, dict[str, Any]]) -> dict[str, int]:
+    seeds = [s for run in runs.values() for s in run["seeds"]]
     return {
-        "seeds_coverage_fell": len(fell),
-        "right": sum(bool(s["coverage_events"]) for s in fell),
-        "missed": sum(not s["coverage_events"] for s in fell),
-        "wrong": sum(len(s["coverage_events"]) for s in per_seed if s["coverage_fell_at"] is None),
-        "kinds": dict(Counter(e[0] for s in per_seed for e in s["coverage_events"])),
-        "loss_events_unverified": dict(Counter(e[0] for s in per_seed for e in s["loss_events"])),
-        "seeds": per_seed,
+        "seeds": len(seeds),
+        "failed": sum(s["failed"] for s in seeds),
+        "right": sum(s["failed"] and bool(s["flagged"]) for s in seeds),
+        "missed": sum(s["failed"] and not s["flagged"] for s in seeds),
+        "healthy": sum(not s["failed"] for s in seeds),
+        "wrong": sum(not s["failed"] and bool(s["flagged"]) for s in seeds),
     }
 
 
-def real_runs() -> dict[str, dict[str, Any]]:
-    seeds = ganscope.load_config(overrides=REAL).seed_list()
-    out = {}
+def real_runs(which: str, earlier: dict[str, Any]) -> dict[str, Any]:
+    """Train the chosen set; runs of the other set are kept from `earlier` results."""
+    names = [n for n, (w, _, _) in CATALOGUE.items() if which in ("all", w)]
+    runs = {n: r for n, r in earlier.get("runs", {}).items() if n in CATALOGUE and n not in names}
     folder = Path(tempfile.mkdtemp(prefix="monitor-validation-"))
     try:
-        for i, (name, (g_lr, d_lr)) in enumerate(SCENARIOS.items()):
-            start = time.perf_counter()
-            out[name] = judge_real(two_phase_run(folder / str(i), g_lr, d_lr), seeds)
-            out[name]["wall_time_s"] = round(time.perf_counter() - start, 1)
+        for i, name in enumerate(names):
+            runs[name] = real_run(name, folder / str(i))
+            print_run(name, runs[name])
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    return out
+    sets = sorted({r["set"] for r in runs.values()})
+    return {"runs": runs, "tally": {w: tally({n: r for n, r in runs.items() if r["set"] == w}) for w in sets}}
 
 
 # ---- report ---------------------------------------------------------------------------
@@ -186,24 +207,32 @@ def print_constructed(table: dict[str, dict[str, Any]]) -> None:
         print(f"{condition:<20}{row['variants']:>4}{right:>7}{row['wrong']:>7}{missed:>8}{delay:>7}{error:>12}  {raised}")
 
 
-def print_real(real: dict[str, dict[str, Any]]) -> None:
-    print(f"\n{'real runs (8 seeds)':<20}{'fell':>6}{'right':>7}{'wrong':>7}{'missed':>8}  coverage events; loss events (unverified)")
-    for name, row in real.items():
-        kinds = ", ".join(f"{k} {n}" for k, n in sorted(row["kinds"].items())) or "-"
-        loss = ", ".join(f"{k} {n}" for k, n in sorted(row["loss_events_unverified"].items())) or "-"
-        print(f"{name:<20}{row['seeds_coverage_fell']:>6}{row['right']:>7}{row['wrong']:>7}{row['missed']:>8}  {kinds}; {loss}")
+def print_run(name: str, run: dict[str, Any]) -> None:
+    shown = "; ".join(
+        f"{s['seed']}: {s['modes']} {s['hq_percent']}% {'FAILED' if s['failed'] else 'healthy'} -> "
+        f"{', '.join(s['flagged']) or 'nothing'}" for s in run["seeds"]
+    )
+    print(f"[{run['set']}] {name} ({run['wall_time_s']} s): {shown}", flush=True)
+
+
+def print_real(real: dict[str, Any]) -> None:
+    print(f"\n{'real runs, end state':<22}{'seeds':>6}{'failed':>7}{'right':>7}{'missed':>8}{'healthy':>9}{'wrong':>7}")
+    for which, t in real["tally"].items():
+        print(f"{which:<22}{t['seeds']:>6}{t['failed']:>7}{t['right']:>7}{t['missed']:>8}{t['healthy']:>9}{t['wrong']:>7}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variants", type=int, default=20, help="random streams per condition")
     parser.add_argument("--skip-real", action="store_true", help="constructed streams only")
+    parser.add_argument("--set", default="all", choices=("tuning", "held-out", "all"), help="real runs to train")
     args = parser.parse_args()
     start = time.perf_counter()
     results: dict[str, Any] = {"constructed": constructed(args.variants)}
     print_constructed(results["constructed"])
     if not args.skip_real:
-        results["real"] = real_runs()
+        earlier = json.loads(RESULTS.read_text()).get("real", {}) if RESULTS.is_file() else {}
+        results["real"] = real_runs(args.set, earlier)
         print_real(results["real"])
     results["wall_time_s"] = round(time.perf_counter() - start, 1)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

@@ -115,8 +115,10 @@ def _print_verdict(summary: dict[str, Any], run_dir: Path) -> None:
     if len(summary["seeds"]) > 1:
         for seed, score in zip(summary["seeds"], summary["scores"], strict=True):
             rkl = "n/a" if score["reverse_kl"] is None else f"{score['reverse_kl']:.3f}"
+            now = summary.get("conditions_at_end", {}).get(str(seed))
             print(f"  seed {seed}: {score['modes_covered']}/{score['n_modes']} modes, "
-                  f"{100 * score['hq_fraction']:.1f}% HQ, reverse KL {rkl}")
+                  f"{100 * score['hq_fraction']:.1f}% HQ, reverse KL {rkl}"
+                  + (f"; at the end: {', '.join(now)}" if now else ""))
     from ganscope.report import REPORT
 
     print(f"report: {run_dir / REPORT}")

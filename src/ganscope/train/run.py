@@ -603,9 +603,12 @@ class Run:
         for name, module in self.scheme.modules.items():
             save_weights(self.run_dir / f"{name}.safetensors", module)
         events = [r for r in self.log.read() if r["kind"] == "event"]
-        verdict = self.verdict(scores)
+        verdict = f"{self.verdict(scores)} (modes: {self.parts.data.oracle.description})"
+        # What holds at the end, re-judged from the log with the last evaluation as final.
+        monitor = self._monitor_from_log()
+        monitor.conclude()
         if self.cfg.train.monitor.enabled:
-            verdict = f"{verdict}; {describe_events(events)}"
+            verdict = f"{verdict}; {describe_events(events, monitor.current)}"
         if self.rollbacks:
             verdict = f"{verdict}; rolled back {self.rollbacks} time(s), learning rates x{self.lr_scale:g}"
         if stopped is not None:
@@ -623,6 +626,8 @@ class Run:
             "wall_time_s": elapsed,
             "seed_steps_per_s": steps_done * len(scores) / elapsed if elapsed > 0 else None,
             "events": events,
+            "conditions_at_end": {str(seed): sorted(kind for s, kind in monitor.current if s == seed)
+                                  for seed in self.parts.seeds},
             "stopped_early": None if stopped is None else stopped.to_record(),
             "diverged": None if diverged is None else {"step": diverged.step, "non_finite": diverged.found},
             "rollbacks": self.rollbacks,
