@@ -3,7 +3,7 @@
 Python API::
 
     import ganscope
-    cfg = ganscope.load_config(overrides=["train.steps=2000", "train.seeds=4"])
+    cfg = ganscope.load_config(overrides=["train.seeds=4"])
     run = ganscope.Run.create(cfg, "runs/ring")
     summary = run.fit()
     samples = run.sample(1000)          # (seeds, 1000, 2)

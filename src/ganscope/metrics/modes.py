@@ -1,5 +1,5 @@
 """Mode-histogram scores of a sample set against a dataset's mode oracle, as the
-VEEGAN/PacGAN protocol defines them (PROTOCOLS.md): high quality, modes covered,
+VEEGAN/PacGAN protocol defines them (docs/PROTOCOLS.md): high quality, modes covered,
 reverse KL of the high-quality histogram to the true mode weights, per-mode counts."""
 
 from __future__ import annotations

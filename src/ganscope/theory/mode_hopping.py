@@ -18,7 +18,7 @@ point(s) D currently rates most real, a single mode. D then learns that this mod
 and lowers its score there, some other mode now looks most real, and G jumps to it. G
 hops from mode to mode and never covers them. Training behaves like max-min whenever G
 is effectively optimised against the *current* D, e.g. when G learns much faster than D:
-here G's learning rate is 10 times D's, as in the setting of Metz et al. (PROTOCOLS.md).
+here G's learning rate is 10 times D's, as in the setting of Metz et al. (docs/PROTOCOLS.md).
 
 Unrolling (Metz et al. 2016, Sec. 2.2; `ganscope.schemes.unrolled`) evaluates G's loss
 against D after K of D's own updates and differentiates through them, so G sees how D
