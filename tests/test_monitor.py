@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
 import ganscope
 from ganscope.config import piece_params
@@ -15,8 +16,17 @@ from ganscope.data import DATASETS
 from ganscope.errors import ConfigError
 from ganscope.monitor import Event, Monitor
 from ganscope.monitor.detectors import ChangeSetting, TryPiece
-from ganscope.monitor.monitor import suggest
-from ganscope.monitor.streams import ModeState, Schedule, Stream, build_stream, healthy_losses, healthy_state, log_records
+from ganscope.monitor.monitor import describe_events, suggest
+from ganscope.monitor.streams import (
+    ModeState,
+    Schedule,
+    Stream,
+    build_stream,
+    draw,
+    healthy_losses,
+    healthy_state,
+    log_records,
+)
 from ganscope.registry import ALL_REGISTRIES
 from ganscope.report import REPORT
 from ganscope.train.run import CHECKPOINT, METRICS, SUMMARY
@@ -252,3 +262,81 @@ def test_stop_on_stops_early_with_a_checkpoint_and_a_verdict(tmp_path, tiny_over
     assert summary["verdict"].startswith(f"stopped early at step {stop['step']} on divergence")
     assert ganscope.Run.open(tmp_path / "run").step == summary["step"]
     assert (tmp_path / "run" / REPORT).is_file() and (tmp_path / "run" / CHECKPOINT).is_file()
+
+
+# ---- the end state: what the verdict may say --------------------------------------------
+
+
+def eval_records(ring, batches: list, seed: int = 0) -> tuple[Monitor, list[dict]]:
+    """A monitor fed one eval record per sample set in `batches` (evaluations 500, 1000, ...)."""
+    cfg, data = ring
+    monitor = Monitor(cfg, data)
+    records = [
+        {"step": 500 * (i + 1), "seed": seed, "kind": "eval", **ganscope.score_modes(x, data.oracle).to_dict(),
+         **monitor.measure(x[None])[0]}
+        for i, x in enumerate(batches)
+    ]
+    monitor.observe(records)
+    return monitor, records
+
+
+def test_a_pile_off_the_modes_is_collapse_and_not_converging(ring) -> None:
+    """All samples in one small blob between two ring modes: no sample is high quality, so
+    the histogram detectors see nothing; collapse reads all samples' nearest modes and
+    their overall spread."""
+    gen = torch.Generator().manual_seed(0)
+    between = torch.tensor([math.cos(math.pi / 8), math.sin(math.pi / 8)])
+    pile = between + 0.02 * torch.randn(1000, 2, generator=gen)
+    monitor, records = eval_records(ring, [pile, pile])
+    assert records[-1]["hq_fraction"] == 0 and records[-1]["global_spread_ratio"] < 0.05
+    assert {kind for _, kind in monitor.current} == {"collapse", "not-converging"}
+
+
+def test_every_failed_end_state_is_named_and_every_healthy_one_is_not(ring) -> None:
+    """Random end states: k of 8 modes with real spread, a share of uniform low-quality
+    samples. A seed failed (some mode uncovered, or under 50% high quality) must leave a
+    condition holding at the end; a healthy one none (the sample detectors only: losses
+    are not part of these states)."""
+    cfg, data = ring
+    rng = np.random.default_rng(3)
+    for _ in range(12):
+        covered = rng.choice(8, size=int(rng.integers(1, 9)), replace=False)
+        weights = np.zeros(8)
+        weights[covered] = rng.dirichlet(np.full(len(covered), 20.0))
+        state = ModeState(weights, rng.uniform(0.5, 1.2, 8), float(rng.choice([0.02, 0.3, 0.7])))
+        samples = [draw(data, state, 1000, rng) for _ in range(2)]
+        monitor, records = eval_records(ring, samples)
+        score = records[-1]
+        failed = score["modes_covered"] < 8 or score["hq_fraction"] < 0.5
+        assert bool(monitor.current) == failed, (score["modes_covered"], score["hq_fraction"], monitor.current)
+
+
+def test_the_last_evaluation_is_judged_even_when_it_is_the_first(ring) -> None:
+    cfg, data = ring
+    far = torch.full((1000, 2), 5.0) + torch.randn(1000, 2, generator=torch.Generator().manual_seed(1))
+    monitor, _ = eval_records(ring, [far])
+    assert (0, "not-converging") not in monitor.current  # the first evaluation waits ...
+    monitor.conclude()
+    assert (0, "not-converging") in monitor.current  # ... unless it is the last
+
+
+def test_event_texts_state_the_rule_and_the_verdict_keeps_ended_apart(ring) -> None:
+    cfg, data = ring
+    weights = np.ones(8)
+    weights[[2, 6]] = 0
+    rng = np.random.default_rng(0)
+    dropped = ModeState(weights / weights.sum(), np.ones(8), 0.0)
+    healthy = healthy_state(data.oracle.weights.double().numpy(), rng)
+    batches = [draw(data, s, 1000, rng) for s in (healthy, dropped, dropped, healthy, healthy, healthy)]
+    monitor = Monitor(cfg, data)
+    records = []
+    for i, x in enumerate(batches):
+        r = {"step": 500 * (i + 1), "seed": 0, "kind": "eval", **ganscope.score_modes(x, data.oracle).to_dict(),
+             **monitor.measure(x[None])[0]}
+        records += [r, *(e.to_record() for e in monitor.observe([r]))]
+    [start] = [r for r in records if r["kind"] == "event" and r["status"] == "started"]
+    assert start["event"] == "dropping"
+    assert start["text"].startswith("2 of 8 modes get no high-quality sample (modes 2, 6 hold 0, 0 of the")
+    verdict = describe_events(records, monitor.current)
+    assert verdict == "events: none at the end; ended: dropping (seed 0: steps 1000-2000, recovered)"
+    assert describe_events([]) == "events: none"
