@@ -18,7 +18,7 @@ from ganscope.report.figures import Generators, Line, Marker, Panel, Plane
 from ganscope.report.page import Picture, bar, card, document, esc, figure, mean_std, number, table
 from ganscope.report.runs import Episode, RunFolder, Series
 from ganscope.train.checkpoint import atomic_write_text
-from ganscope.train.snapshots import SNAPSHOT_SAMPLES
+from ganscope.train.snapshots import snapshot_indices
 
 REPORT = "report.html"
 
@@ -54,7 +54,7 @@ def run_pictures(run: RunFolder) -> dict[str, Picture]:
     titles = [seed_title(seed, score) for seed, score in zip(run.seeds, run.summary["scores"], strict=True)]
     where = (f"the real data's first two principal components (the data have {run.real[0].size} dimensions)"
              if plane.pca is not None else "the data's own plane")
-    final_generators = _sample_generators(run, run.final.shape[1], run.final.shape[1])
+    final_generators = _sample_generators(run, run.final.shape[1])
     pictures = [
         Picture("samples.png", "Final samples",
                 f"Generated samples ({_colouring(final_generators)}) over the real density (blue) in {where}, "
@@ -89,21 +89,22 @@ def run_pictures(run: RunFolder) -> dict[str, Picture]:
     return {p.name: p for p in pictures}
 
 
-def _sample_generators(run: RunFolder, drawn: int, kept: int) -> Generators | None:
-    """Which generator made each of the first `kept` of an evaluation's `drawn` samples
-    (the ones a file holds), or None when the scheme has one generator."""
+def _sample_generators(run: RunFolder, drawn: int, kept: np.ndarray | None = None) -> Generators | None:
+    """Which generator made each of an evaluation's `drawn` samples, or of those at the
+    indices `kept` (the ones a file holds); None when the scheme has one generator."""
     of_sample = run.generator_of_samples(drawn)
-    return None if of_sample is None else Generators(of_sample[:kept], int(of_sample.max()) + 1)
+    if of_sample is None:
+        return None
+    return Generators(of_sample if kept is None else of_sample[kept], int(of_sample.max()) + 1)
 
 
 def _snapshot_generators(run: RunFolder, frames: Sequence[tuple[int, np.ndarray]]) -> Generators | None:
-    """The generators of the snapshots' samples: `save_snapshot` keeps each seed's first
-    `SNAPSHOT_SAMPLES` of the `train.eval_samples` drawn. None where a snapshot holds
-    another count (a run resumed with another `train.eval_samples`): better uncoloured
-    than wrong."""
+    """The generators of the snapshots' samples (`snapshot_indices` of the
+    `train.eval_samples` drawn). None where a snapshot holds another count (a run resumed
+    with another `train.eval_samples`): better uncoloured than wrong."""
     drawn = run.cfg.train.eval_samples
-    kept = min(SNAPSHOT_SAMPLES, drawn)
-    return _sample_generators(run, drawn, kept) if all(s.shape[1] == kept for _, s in frames) else None
+    kept = snapshot_indices(drawn)
+    return _sample_generators(run, drawn, kept) if all(s.shape[1] == len(kept) for _, s in frames) else None
 
 
 def _colouring(generators: Generators | None) -> str:

@@ -23,9 +23,17 @@ SNAPSHOT_SAMPLES = 500
 _NAME = re.compile(r"step_(\d+)\.npy")
 
 
+def snapshot_indices(n: int) -> np.ndarray:
+    """Which of an evaluation's n samples a snapshot keeps: `SNAPSHOT_SAMPLES` spread evenly
+    over all of them (all when fewer), since a scheme may lay its samples out in blocks
+    (MAD-GAN: one block per generator) and a prefix would show the first blocks only."""
+    kept = min(n, SNAPSHOT_SAMPLES)
+    return np.arange(kept) * n // kept
+
+
 def save_snapshot(run_dir: Path, step: int, samples: torch.Tensor) -> None:
-    """Keep the first `SNAPSHOT_SAMPLES` of each seed's (S, n, ...) samples as float32."""
-    array = samples[:, :SNAPSHOT_SAMPLES].detach().float().cpu().numpy()
+    """Keep `snapshot_indices` of each seed's (S, n, ...) samples as float32."""
+    array = samples[:, torch.from_numpy(snapshot_indices(samples.shape[1]))].detach().float().cpu().numpy()
 
     def write(tmp: Path) -> None:
         with tmp.open("wb") as handle:
