@@ -74,8 +74,11 @@ def output_folder(path: Path) -> Path:
 
 
 def new_run_folder(path: Path) -> Path:
-    """An output folder that holds nothing yet, so a new run overwrites none of the user's files."""
-    if output_folder(path).is_dir() and any(path.iterdir()):
+    """An output folder that holds nothing yet, so a new run overwrites none of the user's files
+    (a lone lock file is a run killed before it wrote anything)."""
+    from ganscope.train.checkpoint import LOCK
+
+    if output_folder(path).is_dir() and any(p.name != LOCK for p in path.iterdir()):
         raise OutputError(
             f"{path} is not empty; give -o a new or empty folder (`ganscope resume {path}` continues a run there)"
         )
