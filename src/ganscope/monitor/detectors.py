@@ -7,7 +7,7 @@ text. The `Monitor` turns a finding into an event once, when it starts, and reco
 it ends. Every threshold is a field of the detector's Params with its reason beside it;
 override one with `-s train.monitor.detectors.<detector>.<field>=<value>`.
 
-The sample detectors tell mode collapse from mode dropping (SPEC section 2) by the
+The sample detectors tell mode collapse from mode dropping (docs/FAILURE_MODES.md) by the
 diversity *within* the covered modes, measured against the real data's own (`Diversity`):
 collapse concentrates the samples on few modes *and* loses that diversity (near-duplicates,
 shrunken modes); dropping leaves modes empty while the covered ones keep it and share
@@ -298,7 +298,7 @@ def _collapsed(ev: Evaluation, weights: np.ndarray, p: CollapseParams) -> bool:
     CollapseParams,
 )
 class Collapse(Detector):
-    """Mode collapse (SPEC section 2): the generator puts its samples in one or a few
+    """Mode collapse (docs/FAILURE_MODES.md): the generator puts its samples in one or a few
     places with little variety. Read from all samples, not only the high-quality ones, so
     a generator that piles everything in one place off the modes is collapsed too: mass
     concentrated on few modes' neighbourhoods *and* diversity lost (near-duplicates,
@@ -364,7 +364,7 @@ class DroppingParams(HistogramParams, CollapseParams):
     DroppingParams,
 )
 class Dropping(Detector):
-    """Mode dropping (SPEC section 2): some modes of the real data get (almost) no
+    """Mode dropping (docs/FAILURE_MODES.md): some modes of the real data get (almost) no
     samples. Every such state that is not collapse is dropping, so an uncovered mode at a
     judged evaluation always has a name. The collapse rule is read with this detector's
     own copy of collapse's thresholds (same defaults): change both to move the boundary. `started_at` is the first evaluation of the trailing
@@ -489,7 +489,7 @@ class HoppingParams(HistogramParams):
     "hopping", "the dominant mode changes from one evaluation to the next (mode hopping)", HoppingParams
 )
 class Hopping(Detector):
-    """Mode hopping (SPEC section 1): a generator effectively optimised against the
+    """Mode hopping (docs/FAILURE_MODES.md, section 1): a generator effectively optimised against the
     current D alone jumps to the mode D rates highest, D follows, and G hops on. Seen at
     evaluations as a dominant mode that keeps changing. `started_at` is the first
     evaluation, within the window, of the mode the first counted hop left."""
@@ -546,7 +546,7 @@ class OscillationParams(Params):
     "oscillation", "D's or G's loss jumps up and down between evaluations", OscillationParams
 )
 class Oscillation(Detector):
-    """Instability (SPEC section 2): the losses oscillate as one player wins, then the
+    """Instability (docs/FAILURE_MODES.md): the losses oscillate as one player wins, then the
     other. Judged on large jumps only, so noise, a trend, a step (D suddenly winning) or
     an explosion are not oscillations. `started_at` is the record after the first jump."""
 
@@ -599,7 +599,7 @@ class VanishingParams(Params):
     "vanishing-gradient", "D's loss near zero and G's gradient norm collapsed (saturation)", VanishingParams
 )
 class VanishingGradient(Detector):
-    """Vanishing gradients (SPEC section 2; Goodfellow et al. 2014, Section 3): D rejects
+    """Vanishing gradients (docs/FAILURE_MODES.md; Goodfellow et al. 2014, Section 3): D rejects
     every fake with confidence, log(1 - D(G(z))) saturates and G stops learning.
     `started_at` is the first record of the trailing run with D's loss near zero."""
 

@@ -1,6 +1,6 @@
 """The report's pictures, each returned as PNG (or GIF) bytes so a page can inline them.
 
-What the source material looks at to tell collapse from dropping (SPEC section 2):
+What the source material looks at to tell collapse from dropping (docs/FAILURE_MODES.md):
 samples over the real density with the true modes marked, how they move from one
 evaluation to the next, a t-SNE map of real and generated samples side by side, the
 histogram of samples per mode against the true weights, and the loss dynamics with the

@@ -30,7 +30,7 @@ The game, here (class order: generators 0..k-1, real = k, the paper's D_{k+1} la
   The identification cross-entropy depends only on the differences among the k generator
   logits, a part of D's head that r leaves free, so it adds the generator-naming task
   without changing what the configured objective asks of the realness score. This is the
-  SPEC's "WGAN-GP with MAD-GAN" combination.
+  source material's "WGAN-GP with MAD-GAN" combination (README, "Methods are combinations").
 
 Batch and weighting: one noise batch z of batch_size / k vectors goes to every generator
 (the diversity penalty compares G_i(z) with G_j(z) on the same z, at no extra cost), so D
@@ -49,7 +49,7 @@ similarity penalty, added to the generators' loss,
 with each sample flattened to a vector. It rewards generators for mapping the same z in
 different directions from the origin (so it suits data centred there, like the ring). The
 paper's own similarity-based variant (MAD-GAN-Sim, in its appendix) builds a user-defined
-similarity into a competing objective instead; this is the simpler penalty the SPEC names.
+similarity into a competing objective instead; this is the simpler penalty the source material names.
 
 Sampling: `generate` splits the n noise vectors into k contiguous, near-equal chunks
 (`torch.tensor_split`: the first n mod k chunks one longer) and chunk i comes from G_i.

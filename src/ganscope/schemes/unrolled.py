@@ -3,7 +3,7 @@
 Why: alternating gradient steps let G chase the discriminator it faces *now*. If G is
 (effectively) optimised against the current D, the game behaves like max_D min_G: G jumps
 to whatever D rates most real, D follows, and G hops from mode to mode instead of
-spreading over them (SPEC section 1; `ganscope theory mode-hopping` shows it). Metz et al.
+spreading over them (docs/FAILURE_MODES.md, section 1; `ganscope theory mode-hopping` shows it). Metz et al.
 give G the loss it would suffer after D has *responded*:
 
     theta_D^0 = theta_D,

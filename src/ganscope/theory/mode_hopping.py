@@ -1,6 +1,6 @@
 """Min-max is not max-min: a GAN generator hops between modes, and remedies stop it.
 
-The argument (SPEC section 1; Goodfellow 2016, "NIPS 2016 Tutorial: Generative
+The argument (docs/FAILURE_MODES.md, section 1; Goodfellow 2016, "NIPS 2016 Tutorial: Generative
 Adversarial Networks", Sec. 5.1.1; Metz et al. 2016, "Unrolled Generative Adversarial
 Networks", Sec. 1-2). The GAN game is
 
