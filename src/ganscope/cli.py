@@ -229,6 +229,8 @@ def dataset_from_arg(name_or_file: str, options: list[str]) -> Any:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
+    import torch
+
     from ganscope.metrics.modes import score_modes
 
     data = dataset_from_arg(args.data, args.data_option)
@@ -238,7 +240,10 @@ def cmd_score(args: argparse.Namespace) -> int:
             f"samples have shape {tuple(samples.shape[1:])} per sample but {args.data} has {data.sample_shape}"
         )
     score = score_modes(samples, data.oracle)
+    protocol = data.oracle.protocol_score(torch.tensor(score.nearest_counts))
     result = {"data": args.data, "modes_found_by": data.oracle.description, **score.to_dict()}
+    if protocol is not None:
+        result["protocol"] = protocol.to_dict()
     if args.metric:
         from ganscope.metrics.suite import feature_metrics, reference_samples
 
@@ -248,8 +253,31 @@ def cmd_score(args: argparse.Namespace) -> int:
         _print_json(result)
     else:
         print(f"{data.name}: {score.summary()}")
+        if protocol is not None:
+            print(protocol.summary())
         print(f"modes: {data.oracle.description}")
         _print_metrics(result.get("metrics", {}))
+    return 0
+
+
+def cmd_oracle(args: argparse.Namespace) -> int:
+    from ganscope.data.images import DigitDataset
+
+    data = dataset_from_arg(args.data, args.data_option)
+    if not isinstance(data, DigitDataset):
+        raise DataError(f"{args.data} has no trained oracle (its modes: {data.oracle.description}); "
+                        "`ganscope oracle` is for the image datasets: digits, mnist, stacked-digits, stacked-mnist")
+    result = {"data": data.name, "n_modes": data.oracle.n_modes, **data.classifier.to_dict(),
+              "hq_confidence": data.hq_confidence, "held_out_confident_share": data.held_out_confident_share()}
+    if args.json:
+        _print_json(result)
+        return 0
+    loaded = "loaded from the cache" if result["from_cache"] else "trained now"
+    print(f"{data.name}: {result['n_modes']} modes; {data.oracle.description}")
+    print(f"weights: {result['weights']} ({loaded}; training took {result['training_seconds']:.1f} s)")
+    print("recipe: " + ", ".join(f"{k} {v}" for k, v in result["recipe"].items()))
+    print(f"high quality: confidence >= {data.hq_confidence} on every digit; "
+          f"{100 * result['held_out_confident_share']:.1f}% of the held-out real digits reach it")
     return 0
 
 
@@ -364,6 +392,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("-m", "--metric", action="append", default=[], metavar="NAME",
                        help="also a feature-space metric against real samples (prdc, ndb, frechet, birthday)")
 
+    def data_option(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--data-option", action="append", default=[], metavar="KEY=VALUE",
+                       help="dataset parameter, e.g. --data-option std=0.02 or --data-option size=16")
+
     def overrides(p: argparse.ArgumentParser) -> None:
         p.add_argument("-s", "--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override a config key (dotted name, YAML value), e.g. -s train.steps=2000")
@@ -393,11 +425,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("score", cmd_score, "score samples from any generator against a dataset's modes")
     p.add_argument("--data", required=True, help="dataset name (ring, grid, ...) or a .npy/.npz/.csv file of real points")
-    p.add_argument("--data-option", action="append", default=[], metavar="KEY=VALUE",
-                   help="dataset parameter, e.g. --data-option std=0.02")
+    data_option(p)
     p.add_argument("samples", type=Path, help=".npy array of samples (N, *sample_shape)")
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
     metric_option(p)
+
+    p = add("oracle", cmd_oracle, "train (or load from the cache) an image dataset's classifier oracle and "
+            "describe it: recipe, weights, held-out accuracy")
+    p.add_argument("data", metavar="DATA", help="digits, mnist, stacked-digits or stacked-mnist")
+    data_option(p)
+    p.add_argument("--json", action="store_true", help="one JSON object on stdout")
 
     p = add("sample", cmd_sample, "draw samples from a run's generator into a .npy file")
     p.add_argument("run_dir", type=Path)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 
@@ -26,6 +27,14 @@ class ModeAssignment:
 
     mode: torch.Tensor  # (N,) int64
     high_quality: torch.Tensor  # (N,) bool
+
+
+class ProtocolScore(Protocol):
+    """A protocol's own numbers, reported beside `score_modes`'s."""
+
+    def to_dict(self) -> dict[str, object]: ...
+
+    def summary(self) -> str: ...
 
 
 class ModeOracle(ABC):
@@ -46,6 +55,12 @@ class ModeOracle(ABC):
     @abstractmethod
     def assign(self, samples: torch.Tensor) -> ModeAssignment:
         """Nearest mode and high-quality flag of each of `samples` (N, *sample_shape)."""
+
+    def protocol_score(self, mode_counts: torch.Tensor) -> ProtocolScore | None:
+        """Numbers the data's protocol defines beyond `score_modes`, from every sample's
+        mode counted, high quality or not (`ModeScore.nearest_counts`): Stacked MNIST counts
+        digit triples over all samples. None if the protocol defines none."""
+        return None
 
 
 class Dataset(ABC):
