@@ -8,11 +8,14 @@ it ends. Every threshold is a field of the detector's Params with its reason bes
 override one with `-s train.monitor.detectors.<detector>.<field>=<value>`.
 
 The sample detectors tell mode collapse from mode dropping (docs/FAILURE_MODES.md) by the
-diversity *within* the covered modes, measured against the real data's own (`Diversity`):
-collapse concentrates the samples on few modes *and* loses that diversity (near-duplicates,
-shrunken modes); dropping leaves modes empty while the covered ones keep it and share
-the mass evenly. Both read the same boundary (`DiversityParams`), so with equal values
-the two exclude each other, and every judged state on either side gets one name.
+samples' diversity, measured against the real data's own (`Diversity`): collapse
+concentrates the samples on few modes *and* loses that diversity (near-duplicates,
+shrunken modes, everything in one small region); dropping is every other state that
+leaves a mode uncovered. Dropping reads collapse's rule with its own copy of the
+thresholds (same defaults), so the two exclude each other and an uncovered mode always
+has one name; not-converging speaks for samples that are not near the modes at all. So
+a seed that ends with an uncovered mode or few high-quality samples always has a
+condition that holds at the end (`Monitor.current`), which is what the verdict reports.
 """
 
 from __future__ import annotations
