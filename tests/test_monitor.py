@@ -339,4 +339,4 @@ def test_event_texts_state_the_rule_and_the_verdict_keeps_ended_apart(ring) -> N
     assert start["text"].startswith("2 of 8 modes get no high-quality sample (modes 2, 6 hold 0, 0 of the")
     verdict = describe_events(records, monitor.current)
     assert verdict == "events: none at the end; ended: dropping (seed 0: steps 1000-2000, recovered)"
-    assert describe_events([]) == "events: none"
+    assert describe_events([], set()) == "events: none"

@@ -191,11 +191,11 @@ class Event:
         return f"{head} since step {self.started_at}: {self.text}{remedy}"
 
 
-def describe_events(records: Sequence[dict[str, Any]], current: set[tuple[int, str]] | None = None) -> str:
+def describe_events(records: Sequence[dict[str, Any]], current: set[tuple[int, str]]) -> str:
     """The run's events for the verdict: those that hold at the end first, then those that
     ended, with their spans. `current` holds the (seed, kind) pairs whose condition held
-    at the last judgement (`Monitor.current`); without it, an event counts as current
-    until an `ended` record follows it."""
+    at the last judgement (`Monitor.current`), which an event log alone cannot tell: an
+    event is logged as ended only after `end_after` clear evaluations."""
     spans: dict[tuple[int, str], list[tuple[int, int | None]]] = {}
     for r in records:
         if r["kind"] != "event":
@@ -205,8 +205,6 @@ def describe_events(records: Sequence[dict[str, Any]], current: set[tuple[int, s
             spans.setdefault(key, []).append((r["started_at"], None))
         elif spans.get(key) and spans[key][-1][1] is None:
             spans[key][-1] = (spans[key][-1][0], int(r["evidence"].get("absent_from", r["step"])))
-    if current is None:
-        current = {key for key, s in spans.items() if s[-1][1] is None}
     now: dict[str, list[tuple[int, int | None]]] = {}
     past: dict[str, list[tuple[int, int, int | None]]] = {}
     for (seed, kind), s in spans.items():
