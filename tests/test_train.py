@@ -135,7 +135,10 @@ def test_sigint_saves_a_checkpoint_and_resume_finishes(tmp_path, tiny_overrides)
     args += [a for o in tiny_overrides for a in ("-s", o)]
     proc = subprocess.Popen(args, stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
     deadline = time.time() + 60
-    while not (run_dir / METRICS).exists() and time.time() < deadline:  # training, past its step-0 checkpoint
+    def logged() -> bool:  # a first train record: training is past its first log step
+        return (run_dir / METRICS).is_file() and bool((run_dir / METRICS).read_text().strip())
+
+    while not logged() and time.time() < deadline:
         time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
