@@ -15,6 +15,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 from ganscope.cli import main
 from ganscope.config import load_config
+from ganscope.train.run import Run
 from ganscope.errors import ConfigError
 from ganscope.nets import init_population
 from ganscope.nets.conv import PopBatchNorm2d, PopConv2d, PopConvTranspose2d, PopSpectralNorm
@@ -204,58 +205,10 @@ def test_unusable_shapes_are_refused_in_one_line(shape, depth, message) -> None:
 
 
 @pytest.mark.parametrize("section", ["generator", "discriminator"])
-def test_configs_pairing_dcgan_with_point_data_are_refused(section) -> None:
+def test_configs_pairing_dcgan_with_point_data_are_refused(section, tmp_path) -> None:
     with pytest.raises(ConfigError) as err:
-        load_config(overrides=[f"{section}.name=dcgan"])
+        Run(load_config(overrides=[f"{section}.name=dcgan"]), tmp_path)
     assert str(err.value) == (
-        f"{section}: the dcgan networks need image data, and training does not take images yet "
-        "(data.name=ring); use generator.name=mlp and discriminator.name=mlp"
+        "the dcgan networks need square images (channels, height, width), got samples of shape (2,); "
+        "use the mlp networks for other data"
     )
-
-
-@pytest.mark.parametrize("d_params", [{}, {"batch_norm": False, "spectral_norm": True}])
-def test_a_tiny_dcgan_pair_trains_on_image_shaped_tensors(d_params) -> None:
-    seeds = [0, 1]
-    g, d = generator(seeds, (1, 8, 8)), discriminator(seeds, (1, 8, 8), **d_params)
-    start = {name: p.detach().clone() for net in (g, d) for name, p in net.named_parameters()}
-    g_opt = torch.optim.Adam(g.parameters(), lr=2e-4, betas=(0.5, 0.999))
-    d_opt = torch.optim.Adam(d.parameters(), lr=2e-4, betas=(0.5, 0.999))
-    real = torch.rand(2, 16, 1, 8, 8) * 2 - 1
-    for _ in range(3):
-        fake = g(torch.randn(2, 16, Z_DIM))
-        real_logits, fake_logits = d(real), d(fake.detach())
-        d_loss = (F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
-                  + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits)))
-        d_opt.zero_grad(), d_loss.backward(), d_opt.step()
-        fake_logits = d(fake)
-        g_loss = F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
-        g_opt.zero_grad(), g_loss.backward(), g_opt.step()
-        assert torch.isfinite(d_loss) and torch.isfinite(g_loss)
-    for net in (g, d):
-        for name, p in net.named_parameters():
-            assert not torch.equal(p, start[name]), name
-
-
-def test_state_dict_round_trip_keeps_every_buffer() -> None:
-    trained = discriminator([0, 1], spectral_norm=True)
-    trained(torch.randn(2, 4, 1, 16, 16))  # moves running statistics and u, v off their start
-    state = trained.state_dict()
-    assert {"body.0.u", "body.0.v", "body.3.running_mean", "head.u"} <= set(state)
-    restored = discriminator([5, 6], spectral_norm=True)
-    restored.load_state_dict(state)
-    x = torch.randn(2, 4, 1, 16, 16)
-    trained.eval(), restored.eval()
-    assert torch.equal(trained(x), restored(x))
-    trained.train(), restored.train()
-    assert torch.equal(trained(x), restored(x))
-    for name, value in restored.state_dict().items():
-        assert torch.equal(value, trained.state_dict()[name]), name
-
-
-def test_list_shows_the_dcgan_networks(capsys) -> None:
-    assert main(["list", "--json"]) == 0
-    listing = json.loads(capsys.readouterr().out)
-    assert {e["name"]: e["params"] for e in listing["generators"]}["dcgan"] == ["width", "depth", "batch_norm"]
-    assert {e["name"]: e["params"] for e in listing["discriminators"]}["dcgan"] == [
-        "width", "depth", "batch_norm", "spectral_norm",
-    ]

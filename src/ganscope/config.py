@@ -10,6 +10,8 @@ says so through a `check_config(params, cfg)` method returning the one-line reas
 
 from __future__ import annotations
 
+import re
+
 from pathlib import Path
 from typing import Any, Literal
 
@@ -120,10 +122,19 @@ class TrainConfig(Strict):
     batch_size: PositiveInt = 128
     seeds: PositiveInt | list[NonNegativeInt] = 1
     eval_every: PositiveInt = 500
-    eval_samples: PositiveInt = 2500
+    #: Samples per seed at each evaluation; None: the data's own count
+    #: (`Dataset.eval_samples`: 2,500 for the 2-D protocols, 26,000 for Stacked MNIST).
+    eval_samples: PositiveInt | None = None
     log_every: PositiveInt = 50
     checkpoint_every: PositiveInt = 1000
+    #: Where networks, batches and random draws live: `auto` (CUDA when available, else
+    #: CPU), `cpu`, `cuda` or `cuda:N`.
+    device: str = "auto"
+    #: `bf16` autocasts to bfloat16 on either device (CPU or CUDA).
     precision: Literal["fp32", "bf16"] = "fp32"
+    #: Let CUDA matmuls and convolutions use TensorFloat-32 (faster, 10-bit mantissa);
+    #: off by default so that fp32 means fp32 on every device.
+    tf32: bool = False
     lr_schedule: Literal["constant", "cosine", "linear"] = "cosine"
     lr_final_fraction: float = Field(0.0, ge=0.0, le=1.0)
     #: A NaN or infinity in a loss or weight: `stop` at the last finite checkpoint, or
@@ -133,6 +144,13 @@ class TrainConfig(Strict):
     rollback_lr_factor: float = Field(0.5, gt=0.0, lt=1.0)
     max_rollbacks: PositiveInt = 3
     monitor: MonitorConfig = MonitorConfig()
+
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, device: str) -> str:
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", device):
+            raise ValueError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N")
+        return device
 
     @field_validator("seeds")
     @classmethod

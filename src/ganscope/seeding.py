@@ -37,10 +37,15 @@ def make_generator(seed: int, stream: str, *extra: int) -> torch.Generator:
 
 
 class PopulationRandom:
-    """One generator per seed for one stream; draws are stacked along a leading seed axis."""
+    """One generator per seed for one stream; draws are stacked along a leading seed axis.
 
-    def __init__(self, seeds: Sequence[int], stream: str, *extra: int) -> None:
+    Generators live on the CPU and draws move to `device` (`ganscope.devices`): the numbers
+    a seed draws are the same on every device, and their state is portable.
+    """
+
+    def __init__(self, seeds: Sequence[int], stream: str, *extra: int, device: torch.device | str = "cpu") -> None:
         self.generators = [make_generator(s, stream, *extra) for s in seeds]
+        self.device = torch.device(device)
 
     def randn(self, *shape: int) -> torch.Tensor:
         return self._fill(shape, lambda row, g: row.normal_(generator=g))
@@ -62,7 +67,7 @@ class PopulationRandom:
         else:
             for row, g in pairs:
                 draw(row, g)
-        return out
+        return out.to(self.device, non_blocking=True)
 
     def get_state(self) -> torch.Tensor:
         return torch.stack([g.get_state() for g in self.generators])

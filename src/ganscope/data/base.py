@@ -42,6 +42,10 @@ class ModeOracle(ABC):
 
     #: How the modes were obtained, shown in reports (e.g. "known centres").
     description: str = "known modes"
+    #: What makes a sample high quality, stated in every event text that counts them.
+    quality_rule: str = "within the protocol's distance of a mode"
+    #: The space `embed` maps samples to, named beside every feature-space metric.
+    feature_space: str = "the samples' own coordinates"
 
     @property
     @abstractmethod
@@ -56,6 +60,12 @@ class ModeOracle(ABC):
     def assign(self, samples: torch.Tensor) -> ModeAssignment:
         """Nearest mode and high-quality flag of each of `samples` (N, *sample_shape)."""
 
+    def embed(self, samples: torch.Tensor) -> torch.Tensor:
+        """Samples (N, *sample_shape) as feature vectors (N, D) for distances between
+        samples (near-duplicates, spreads). Points are their own features; an image oracle
+        uses its classifier's features, where distances follow content, not pixels."""
+        return samples.reshape(len(samples), -1)
+
     def protocol_score(self, mode_counts: torch.Tensor) -> ProtocolScore | None:
         """Numbers the data's protocol defines beyond `score_modes`, from every sample's
         mode counted, high quality or not (`ModeScore.nearest_counts`): Stacked MNIST counts
@@ -67,6 +77,9 @@ class Dataset(ABC):
     """A source of real samples with a mode oracle."""
 
     name: str
+    #: Samples per seed an evaluation draws unless `train.eval_samples` says otherwise: the
+    #: protocol's count (2,500 on the 2-D protocols; Stacked MNIST overrides it).
+    eval_samples: int = 2500
 
     @property
     @abstractmethod
@@ -122,6 +135,11 @@ class FiniteDataset(Dataset):
         if len(self.points) <= n:
             return self.points
         return self.points[torch.randperm(len(self.points), generator=generator)[:n]]
+
+
+def evaluation_size(cfg: Config, data: Dataset) -> int:
+    """Samples per seed and evaluation: `train.eval_samples`, else the data's own count."""
+    return cfg.train.eval_samples or data.eval_samples
 
 
 def dataset_from_config(cfg: Config) -> Dataset:

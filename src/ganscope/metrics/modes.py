@@ -23,18 +23,26 @@ class ModeScore:
     #: Every sample per nearest mode, high quality or not: where the generator puts its
     #: mass even before it is sharp, so a pile of samples off the modes still shows.
     nearest_counts: list[int]
+    #: The data protocol's own numbers (`ModeOracle.protocol_score`), e.g. Stacked MNIST's
+    #: distinct triples and KL over every sample; None when it defines none.
+    protocol: dict[str, object] | None = None
+    protocol_summary: str | None = None
 
     def to_dict(self) -> dict[str, object]:
         d = asdict(self)
         d["reverse_kl"] = None if math.isnan(self.reverse_kl) else self.reverse_kl
+        del d["protocol_summary"]
+        if d["protocol"] is None:
+            del d["protocol"]
         return d
 
     def summary(self) -> str:
         rkl = "n/a (no high-quality samples)" if math.isnan(self.reverse_kl) else f"{self.reverse_kl:.3f}"
-        return (
+        text = (
             f"{self.modes_covered}/{self.n_modes} modes covered, "
             f"{100 * self.hq_fraction:.1f}% high quality, reverse KL {rkl}"
         )
+        return f"{text}; {self.protocol_summary}" if self.protocol_summary else text
 
 
 def reverse_kl(counts: torch.Tensor, weights: torch.Tensor) -> float:
@@ -53,6 +61,8 @@ def score_modes(samples: torch.Tensor, oracle: ModeOracle) -> ModeScore:
         raise ValueError("no samples to score")
     assignment = oracle.assign(samples)
     counts = torch.bincount(assignment.mode[assignment.high_quality], minlength=oracle.n_modes)
+    nearest = torch.bincount(assignment.mode, minlength=oracle.n_modes)
+    protocol = oracle.protocol_score(nearest)
     return ModeScore(
         n_samples=int(samples.shape[0]),
         n_modes=oracle.n_modes,
@@ -60,7 +70,9 @@ def score_modes(samples: torch.Tensor, oracle: ModeOracle) -> ModeScore:
         hq_fraction=float(assignment.high_quality.double().mean()),
         reverse_kl=reverse_kl(counts, oracle.weights),
         counts=counts.tolist(),
-        nearest_counts=torch.bincount(assignment.mode, minlength=oracle.n_modes).tolist(),
+        nearest_counts=nearest.tolist(),
+        protocol=None if protocol is None else protocol.to_dict(),
+        protocol_summary=None if protocol is None else protocol.summary(),
     )
 
 
@@ -79,9 +91,17 @@ def mean_std(values: list[float]) -> tuple[float, float]:
 def population_summary(scores: list[ModeScore]) -> dict[str, list[float] | float]:
     """Per-seed values and their mean and std for each headline number."""
     out: dict[str, list[float] | float] = {}
-    for key in ("modes_covered", "hq_fraction", "reverse_kl"):
-        values = [float(getattr(s, key)) for s in scores]
+    columns = {key: [float(getattr(s, key)) for s in scores] for key in ("modes_covered", "hq_fraction", "reverse_kl")}
+    if all(s.protocol is not None for s in scores):
+        for key in PROTOCOL_NUMBERS:
+            if all(isinstance(s.protocol.get(key), (int, float)) for s in scores):  # type: ignore[union-attr]
+                columns[f"protocol_{key}"] = [float(s.protocol[key]) for s in scores]  # type: ignore[index]
+    for key, values in columns.items():
         mean, std = mean_std(values)
         out[key] = values
         out[f"{key}_mean"], out[f"{key}_std"] = mean, std
     return out
+
+
+#: The protocol numbers (`ModeScore.protocol`) summarised over a population, as `protocol_<key>`.
+PROTOCOL_NUMBERS = ("modes", "kl")

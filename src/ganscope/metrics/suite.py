@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import torch
 
-from ganscope.data import Dataset
+from ganscope.data import Dataset, ModeOracle
 from ganscope.metrics import METRICS
 from ganscope.seeding import make_generator
 
 
 def feature_metrics(
-    names: list[str], real: torch.Tensor, fake: torch.Tensor, seed: int = 0
+    names: list[str], real: torch.Tensor, fake: torch.Tensor, seed: int = 0, oracle: ModeOracle | None = None
 ) -> dict[str, dict[str, float]]:
     """Each named metric (default hyperparameters) of `fake` against `real`.
 
-    Samples of any shape are flattened to vectors: for points that is their space; for
-    images a learned feature space belongs in front of this call. When `fake` holds more
+    Samples are compared in `oracle.embed`'s feature space (`ModeOracle.feature_space`
+    names it): points in their own coordinates, images in the oracle classifier's
+    penultimate features, so a Fréchet distance on images is an FD in classifier
+    features, not an FID. Without an oracle, samples are flattened to vectors. When `fake` holds more
     samples than `real` (a data file with fewer points than were generated), only its
     first len(real) samples are scored: k-NN radii and near-duplicate thresholds shrink
     with the sample count, so coverage and the birthday statistics compare like with like
@@ -24,7 +26,8 @@ def feature_metrics(
     """
     entries = [METRICS.entry(name) for name in names]  # unknown names fail before any work
     fake = fake[: len(real)]
-    real_flat, fake_flat = real.reshape(len(real), -1).double(), fake.reshape(len(fake), -1).double()
+    embed = oracle.embed if oracle is not None else (lambda x: x.reshape(len(x), -1))
+    real_flat, fake_flat = embed(real).double(), embed(fake).double()
     return {
         e.name: e.obj(real_flat, fake_flat, e.params(), make_generator(seed, "report", i))
         for i, e in enumerate(entries)

@@ -96,6 +96,8 @@ class History:
     """What the monitor remembers of one seed: recent evaluations and train records."""
 
     weights: np.ndarray  # the true mode weights
+    #: What makes a sample high quality (`ModeOracle.quality_rule`), for event texts.
+    quality_rule: str = "within the protocol's distance of a mode"
     evals: deque[Evaluation] = field(default_factory=lambda: deque(maxlen=HISTORY_EVALS))
     train: list[dict[str, Any]] = field(default_factory=list)
     #: Largest finite value each train key has reached over the whole run, never trimmed:
@@ -360,6 +362,13 @@ class DroppingParams(HistogramParams, CollapseParams):
         "rule alarmed on 6 of 9 healthy held-out seeds (README, monitor validation)",
     )
     min_dropped: PositiveInt = Field(1, description="dropped modes needed to raise the event")
+    min_fair_share: float = Field(
+        5.0, ge=0,
+        description="a mode is judged only when its fair share of the high-quality samples is at least "
+        "this: a mode that expects λ samples gets none by chance with probability e^-λ (0.7% at 5), so on "
+        "1000 modes with 2,500 samples (λ 2.5) a perfect generator would 'drop' about 80. Draw more samples "
+        "(train.eval_samples) to judge rarer modes",
+    )
 
 
 @DETECTORS.register(
@@ -381,7 +390,8 @@ class Dropping(Detector):
     )
 
     def _dropped(self, ev: Evaluation, weights: np.ndarray) -> np.ndarray:
-        return ev.counts <= self.params.max_mode_share * weights * ev.hq_total
+        fair = weights * ev.hq_total
+        return (ev.counts <= self.params.max_mode_share * fair) & (fair >= self.params.min_fair_share)
 
     def _holds(self, ev: Evaluation, weights: np.ndarray) -> bool:
         return _judged(ev, self.params) and int(self._dropped(ev, weights).sum()) >= self.params.min_dropped
@@ -459,8 +469,8 @@ class NotConverging(Detector):
         evidence = {"hq_fraction": ev.hq_fraction, "best_hq_fraction": best,
                     "modes_covered": float((ev.counts > 0).sum())}
         text = (
-            f"only {100 * ev.hq_fraction:.1f}% of samples are high quality, within the protocol's distance of a "
-            f"mode (rule: under {100 * p.min_hq_fraction:.0f}% after the first {p.grace_evals} evaluation(s)); "
+            f"only {100 * ev.hq_fraction:.1f}% of samples are high quality, {history.quality_rule} "
+            f"(rule: under {100 * p.min_hq_fraction:.0f}% after the first {p.grace_evals} evaluation(s)); "
             f"best so far {100 * best:.1f}%"
         )
         return Finding(started, evidence, text)

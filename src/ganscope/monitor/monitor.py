@@ -110,7 +110,7 @@ class Diversity:
 
     def _spreads(self, samples: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         assignment = self.data.oracle.assign(samples)
-        flat = samples.reshape(len(samples), -1)
+        flat = self.data.oracle.embed(samples)
         return mode_spreads(flat, assignment.mode, assignment.high_quality, self.data.oracle.n_modes)
 
     def reference(self, n: int) -> Reference:
@@ -118,10 +118,10 @@ class Diversity:
         real points without repeats, fewer than n when a data file holds fewer)."""
         if n not in self._reference:
             real = self.data.reference(n, make_generator(self.seed, "eval", 0, n))
-            flat = real.reshape(len(real), -1)[:MAX_DUPLICATE_SAMPLES]
+            embedded = self.data.oracle.embed(real)
+            flat = embedded[:MAX_DUPLICATE_SAMPLES]
             threshold = near_duplicate_threshold(flat, self.quantile)
-            self._reference[n] = Reference(threshold, len(flat), *self._spreads(real),
-                                           global_spread(real.reshape(len(real), -1)))
+            self._reference[n] = Reference(threshold, len(flat), *self._spreads(real), global_spread(embedded))
         return self._reference[n]
 
     def measure(self, samples: torch.Tensor) -> dict[str, float]:
@@ -130,7 +130,8 @@ class Diversity:
         if n < 2:
             return {"duplicate_fraction": math.nan, "spread_ratio": math.nan, "global_spread_ratio": math.nan}
         threshold, compared, real_spread, real_count, real_global = self.reference(n)
-        flat = samples.reshape(n, -1)[:compared]
+        embedded = self.data.oracle.embed(samples)
+        flat = embedded[:compared]
         duplicates = (nearest_neighbour_distances(flat, 1)[:, 0] <= threshold).double().mean().item()
         spread, count = self._spreads(samples)
         usable = (count >= MIN_MODE_SAMPLES) & (real_count >= MIN_MODE_SAMPLES) & (real_spread > 0)
@@ -138,7 +139,7 @@ class Diversity:
             float((count[usable] * spread[usable] / real_spread[usable]).sum() / count[usable].sum())
             if usable.any() else math.nan
         )
-        overall = global_spread(samples.reshape(n, -1)) / real_global if real_global > 0 else math.nan
+        overall = global_spread(embedded) / real_global if real_global > 0 else math.nan
         return {"duplicate_fraction": duplicates, "spread_ratio": ratio, "global_spread_ratio": overall}
 
 
@@ -323,7 +324,7 @@ class Monitor:
         } if mcfg.enabled else {}
         self.diversity = Diversity(data, mcfg.duplicate_quantile, cfg.seed) if mcfg.enabled else None
         weights = data.oracle.weights.double().numpy()
-        self.histories = {seed: History(weights) for seed in cfg.seed_list()}
+        self.histories = {seed: History(weights, data.oracle.quality_rule) for seed in cfg.seed_list()}
         self.end_after = mcfg.end_after
         self.active: dict[tuple[int, str], Event] = {}
         #: Evaluations in a row an active condition has been absent, and the first of them.

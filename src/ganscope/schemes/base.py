@@ -19,6 +19,7 @@ from torch import nn
 
 from ganscope.config import Config, OptimizerConfig, piece_params, regularizer_params
 from ganscope.data import Dataset, dataset_from_config
+from ganscope.devices import autocast, resolve_device
 from ganscope.nets import DISCRIMINATORS, GENERATORS, init_population
 from ganscope.nets.discriminator import ExtensionFactory
 from ganscope.nets.layers import at_least_float32
@@ -58,6 +59,7 @@ class Parts:
     regularizers: dict[str, Regularizer]
     streams: dict[str, PopulationRandom] = field(default_factory=dict)
     d_modifiers: list[DiscriminatorModifier] = field(default_factory=list)
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
 
     @classmethod
     def from_config(cls, cfg: Config) -> Parts:
@@ -70,9 +72,10 @@ class Parts:
             piece.name: REGULARIZERS.get(piece.name)(params, pack)
             for piece, params in zip(cfg.regularizers, regularizer_params(cfg), strict=True)
         }
-        streams = {name: PopulationRandom(seeds, name) for name in ("noise", "data", "penalty")}
+        device = resolve_device(cfg.train.device)
+        streams = {name: PopulationRandom(seeds, name, device=device) for name in ("noise", "data", "penalty")}
         noise = Noise(cfg.noise.dist, cfg.noise.z_dim)
-        return cls(cfg, seeds, data, noise, objective, regularizers, streams, d_modifiers)
+        return cls(cfg, seeds, data, noise, objective, regularizers, streams, d_modifiers, device)
 
     @property
     def n_seeds(self) -> int:
@@ -83,7 +86,7 @@ class Parts:
         return self.cfg.train.batch_size
 
     def real_batch(self) -> torch.Tensor:
-        return self.data.sample_population(self.streams["data"], self.batch_size)
+        return self.data.sample_population(self.streams["data"], self.batch_size).to(self.device, non_blocking=True)
 
     def noise_batch(self, n: int | None = None) -> torch.Tensor:
         return self.noise.draw(self.streams["noise"], n or self.batch_size)
@@ -109,9 +112,7 @@ class Parts:
         return net
 
     def autocast(self) -> contextlib.AbstractContextManager[None]:
-        if self.cfg.train.precision == "bf16":
-            return torch.autocast("cpu", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+        return autocast(self.device, self.cfg.train.precision) or contextlib.nullcontext()
 
 
 def new_optimizer(params: list[nn.Parameter], cfg: OptimizerConfig) -> torch.optim.Optimizer:

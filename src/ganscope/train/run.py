@@ -41,6 +41,8 @@ from ganscope.config import (
     piece_params,
     read_yaml,
 )
+from ganscope.data import evaluation_size
+from ganscope.devices import configure_backends
 from ganscope.errors import CheckpointError, ConfigError, GanscopeError
 from ganscope.metrics.modes import ModeScore, population_summary, score_modes
 from ganscope.monitor import DETECTORS, Event, Monitor, describe_events
@@ -57,7 +59,7 @@ from ganscope.train.checkpoint import (
     save_weights,
 )
 from ganscope.train.log import MetricsLog, TensorBoard, jsonable
-from ganscope.train.snapshots import SNAPSHOTS, save_snapshot
+from ganscope.train.snapshots import SNAPSHOTS, final_indices, save_snapshot
 
 CHECKPOINT = "checkpoint.pt"
 CONFIG = "config.yaml"
@@ -165,7 +167,12 @@ class Run:
         self.cfg = cfg
         self.run_dir = Path(run_dir)
         self.parts = Parts.from_config(cfg)
+        configure_backends(cfg.train.tf32)
         self.scheme: Scheme = SCHEMES.get(cfg.scheme.name)(self.parts, piece_params(cfg, "scheme"))
+        # Built on the CPU (initialisation draws from CPU generators), then moved: the
+        # optimisers keep the same parameter objects, and their state is created lazily.
+        for module in self.scheme.modules.values():
+            module.to(self.parts.device)
         self.step = 0
         self.log = MetricsLog(self.run_dir / METRICS)
         # Sums of per-seed scalars since the last log line; checkpointed so that a resumed
@@ -269,7 +276,7 @@ class Run:
                 f"put back this run's own checkpoint or train a new run"
             ) from None
         self.step = int(state["step"])
-        self.window = dict(state["window"])
+        self.window = {k: v.to(self.parts.device) for k, v in state["window"].items()}
         self.window_count = int(state["window_count"])
         self.lr_scale = float(state.get("lr_scale", 1.0))  # checkpoints from before rollbacks
         self.rollbacks = int(state.get("rollbacks", 0))
@@ -325,7 +332,7 @@ class Run:
 
     def sample(self, n: int, key: int | None = None) -> torch.Tensor:
         """(S, n, *sample_shape) samples; `key` (default: the current step) fixes the noise."""
-        rng = PopulationRandom(self.parts.seeds, "eval", self.step if key is None else key)
+        rng = PopulationRandom(self.parts.seeds, "eval", self.step if key is None else key, device=self.parts.device)
         z = self.parts.noise.draw(rng, n)
         self.scheme.train(False)
         try:
@@ -334,7 +341,8 @@ class Run:
             self.scheme.train(True)
 
     def evaluate(self, n: int | None = None, key: int | None = None) -> tuple[list[ModeScore], torch.Tensor]:
-        samples = self.sample(n or self.cfg.train.eval_samples, key)
+        """Scores of (S, n, ...) samples, which come back on the CPU, where the oracle reads them."""
+        samples = self.sample(n or evaluation_size(self.cfg, self.parts.data), key).cpu()
         return [score_modes(s, self.parts.data.oracle) for s in samples], samples
 
     def verdict(self, scores: list[ModeScore]) -> str:
@@ -343,11 +351,16 @@ class Run:
             return f"{name}: {scores[0].summary()}"
         stats = population_summary(scores)
         k = scores[0].n_modes
-        return (
+        text = (
             f"{name} ({len(scores)} seeds): {stats['modes_covered_mean']:.1f} ± {stats['modes_covered_std']:.1f}/{k} "
             f"modes covered, {100 * stats['hq_fraction_mean']:.1f} ± {100 * stats['hq_fraction_std']:.1f}% high "
             f"quality, reverse KL {stats['reverse_kl_mean']:.3f} ± {stats['reverse_kl_std']:.3f}"
         )
+        if "protocol_modes_mean" in stats:
+            text += (f"; protocol over all samples: {stats['protocol_modes_mean']:.1f} ± "
+                     f"{stats['protocol_modes_std']:.1f} modes, KL {stats['protocol_kl_mean']:.3f} ± "
+                     f"{stats['protocol_kl_std']:.3f}")
+        return text
 
     # ---- the loop -----------------------------------------------------------------------
 
@@ -599,7 +612,8 @@ class Run:
         from ganscope.report import write_report
 
         scores, samples = self.evaluate(key=self.step)
-        atomic_write(self.run_dir / SAMPLES, lambda tmp: _save_npy(tmp, samples.numpy()))
+        kept = torch.from_numpy(final_indices(samples.shape[1], samples[0, 0].numel()))
+        atomic_write(self.run_dir / SAMPLES, lambda tmp: _save_npy(tmp, samples[:, kept].cpu().numpy()))
         for name, module in self.scheme.modules.items():
             save_weights(self.run_dir / f"{name}.safetensors", module)
         events = [r for r in self.log.read() if r["kind"] == "event"]

@@ -19,21 +19,37 @@ from ganscope.train.checkpoint import atomic_write
 SNAPSHOTS = "snapshots"
 SNAPSHOT_SAMPLES = 500
 """Samples kept per seed and evaluation: enough to show a density, small on disk."""
+SNAPSHOT_VALUES = 1 << 16
+"""...and at most this many numbers per seed: 83 MNIST images, enough for a grid."""
+FINAL_VALUES = 1 << 22
+"""Numbers per seed that the final `samples.npy` keeps: every sample of points, 5,000
+MNIST images (26,000 Stacked MNIST images would be a quarter of a gigabyte per seed)."""
 
 _NAME = re.compile(r"step_(\d+)\.npy")
 
 
-def snapshot_indices(n: int) -> np.ndarray:
-    """Which of an evaluation's n samples a snapshot keeps: `SNAPSHOT_SAMPLES` spread evenly
-    over all of them (all when fewer), since a scheme may lay its samples out in blocks
-    (MAD-GAN: one block per generator) and a prefix would show the first blocks only."""
-    kept = min(n, SNAPSHOT_SAMPLES)
+def spread_indices(n: int, kept: int) -> np.ndarray:
+    """`kept` of n sample indices spread evenly over all of them (all when fewer), since a
+    scheme may lay its samples out in blocks (MAD-GAN: one block per generator) and a
+    prefix would show the first blocks only."""
+    kept = min(n, kept)
     return np.arange(kept) * n // kept
+
+
+def snapshot_indices(n: int, sample_size: int = 2) -> np.ndarray:
+    """Which of an evaluation's n samples of `sample_size` numbers a snapshot keeps."""
+    return spread_indices(n, min(SNAPSHOT_SAMPLES, max(1, SNAPSHOT_VALUES // sample_size)))
+
+
+def final_indices(n: int, sample_size: int) -> np.ndarray:
+    """Which of the final evaluation's n samples `samples.npy` keeps."""
+    return spread_indices(n, max(1, FINAL_VALUES // sample_size))
 
 
 def save_snapshot(run_dir: Path, step: int, samples: torch.Tensor) -> None:
     """Keep `snapshot_indices` of each seed's (S, n, ...) samples as float32."""
-    array = samples[:, torch.from_numpy(snapshot_indices(samples.shape[1]))].detach().float().cpu().numpy()
+    kept = snapshot_indices(samples.shape[1], samples[0, 0].numel())
+    array = samples[:, torch.from_numpy(kept)].detach().float().cpu().numpy()
 
     def write(tmp: Path) -> None:
         with tmp.open("wb") as handle:
