@@ -1,4 +1,4 @@
-"""The mode oracle of digit images: a small CNN classifier that ganscope trains itself.
+"""The mode oracle of labelled images: a small CNN classifier that ganscope trains itself.
 
 Stacked MNIST (VEEGAN, Srivastava et al. 2017, Table 2; PacGAN, Lin et al. 2018,
 Table 2; docs/PROTOCOLS.md) counts modes with a pretrained MNIST classifier. No pretrained weights can be
@@ -14,6 +14,13 @@ and the mode is the triple, 100*c0 + 10*c1 + c2, one of 1000. A sample is high q
 the classifier is confident (maximum softmax probability at or above a threshold, 0.9 by
 default) about every digit in it: a blurred or ambiguous digit is not a sharp sample of
 any mode, just as a 2-D point beyond 3 std is not.
+
+The same classifier serves any labelled square images, the user's own included
+(`ganscope.data.image_files`): its input channels, side and number of classes follow the
+training split (1 channel and 10 classes for the digits). Those need no field of their
+own in the cache key: the split's tensor shapes (so its channels and side) and its labels'
+bytes (labels 0..K-1, every class in the training split, so K) are hashed already, which
+also keeps the keys of the digit oracles that earlier versions cached.
 """
 
 from __future__ import annotations
@@ -41,7 +48,7 @@ from ganscope.errors import DataError
 if TYPE_CHECKING:
     from ganscope.data.images import DigitSplit
 
-N_CLASSES = 10
+N_CLASSES = 10  # digits: the stacked oracle's triples are read in base 10
 #: Default confidence (maximum softmax probability) for a digit to count as high quality:
 #: nearly every real held-out digit reaches it (`ganscope oracle` prints the share, the bar
 #: for a generator's high-quality share), and nearly all that reach it are classified right.
@@ -58,7 +65,7 @@ class ClassifierRecipe:
     """How the oracle's CNN is trained; every field is part of the cache key.
 
     Two 3x3 conv layers (each ReLU and 2x2 max-pool), a hidden layer whose activations are
-    `features`, dropout, and a 10-way linear head; Adam with a cosine decay of the
+    `features`, dropout, and a linear head over the classes; Adam with a cosine decay of the
     learning rate to 0. Each training image is shifted by up to `image_size // shift_every`
     pixels (2 on MNIST), so the classifier does not depend on the exact centring that
     generated digits do not keep; 8x8 digits are not shifted, one pixel being an eighth
@@ -78,18 +85,28 @@ class ClassifierRecipe:
         return image_size // self.shift_every
 
 
-class DigitClassifier(nn.Module):
-    """conv-pool, conv-pool, hidden layer (the features), dropout, linear head."""
+class ImageClassifier(nn.Module):
+    """conv-pool, conv-pool, hidden layer (the features), dropout, linear head: images
+    (N, in_channels, side, side) -> logits (N, n_classes). Any side of at least 4 (each
+    pool floors an odd side)."""
 
-    def __init__(self, image_size: int, recipe: ClassifierRecipe) -> None:
+    def __init__(self, image_size: int, recipe: ClassifierRecipe, in_channels: int = 1,
+                 n_classes: int = N_CLASSES) -> None:
         super().__init__()
+        self.in_channels, self.n_classes = in_channels, n_classes
         c1, c2 = recipe.channels
         self.body = nn.Sequential(
-            nn.Conv2d(1, c1, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(in_channels, c1, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
             nn.Conv2d(c1, c2, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
             nn.Flatten(), nn.Linear(c2 * (image_size // 4) ** 2, recipe.hidden), nn.ReLU(),
         )
-        self.head = nn.Sequential(nn.Dropout(recipe.dropout), nn.Linear(recipe.hidden, N_CLASSES))
+        self.head = nn.Sequential(nn.Dropout(recipe.dropout), nn.Linear(recipe.hidden, n_classes))
+
+    @classmethod
+    def for_split(cls, split: DigitSplit, recipe: ClassifierRecipe) -> ImageClassifier:
+        """The network for the split's images: their channels and side, classes 0..max label."""
+        channels = int(split.train_images.shape[1])
+        return cls(split.image_size, recipe, channels, int(split.train_labels.max()) + 1)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.head(self.body(images))
@@ -117,7 +134,7 @@ def cache_key(split: DigitSplit, recipe: ClassifierRecipe) -> str:
 class TrainedClassifier:
     """The oracle's classifier with what a reader of a score needs to know about it."""
 
-    net: DigitClassifier
+    net: ImageClassifier
     recipe: ClassifierRecipe
     data: str  # e.g. "mnist (28x28)"
     n_train: int
@@ -145,18 +162,20 @@ class TrainedClassifier:
             "from_cache": self.from_cache,
         }
 
-    @torch.inference_mode()
-    def _chunks(self, images: torch.Tensor, layer: nn.Module) -> torch.Tensor:
-        self.net.eval()
-        return torch.cat([layer(chunk.float()) for chunk in images.split(_CLASSIFY_CHUNK)])
-
     def probabilities(self, images: torch.Tensor) -> torch.Tensor:
-        """Softmax class probabilities (N, 10) of single-channel images (N, 1, H, W)."""
-        return self._chunks(images, self.net).softmax(dim=1)
+        """Softmax class probabilities (N, n_classes) of images (N, in_channels, H, W)."""
+        return in_chunks(self.net, images).softmax(dim=1)
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """The hidden layer's activations (N, hidden): the classifier's feature space."""
-        return self._chunks(images, self.net.body)
+        return in_chunks(self.net.body, images)
+
+
+@torch.inference_mode()
+def in_chunks(layer: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """`layer` (of the classifier, in eval mode) applied to `_CLASSIFY_CHUNK` images at a time."""
+    layer.eval()
+    return torch.cat([layer(chunk.float()) for chunk in images.split(_CLASSIFY_CHUNK)])
 
 
 def load_or_train_classifier(split: DigitSplit, recipe: ClassifierRecipe) -> TrainedClassifier:
@@ -180,7 +199,7 @@ def load_or_train_classifier(split: DigitSplit, recipe: ClassifierRecipe) -> Tra
 
 
 def _trained(
-    net: DigitClassifier, split: DigitSplit, recipe: ClassifierRecipe, accuracy: float, seconds: float,
+    net: ImageClassifier, split: DigitSplit, recipe: ClassifierRecipe, accuracy: float, seconds: float,
     weights: Path, from_cache: bool,
 ) -> TrainedClassifier:
     return TrainedClassifier(
@@ -196,7 +215,7 @@ def _load_cached(
         facts = json.loads(record.read_text())
         if facts.get("key") != key:
             return None
-        net = DigitClassifier(split.image_size, recipe)
+        net = ImageClassifier.for_split(split, recipe)
         net.load_state_dict(load_file(str(weights)))
         accuracy, seconds = float(facts["held_out_accuracy"]), float(facts["training_seconds"])
     except (OSError, ValueError, KeyError, TypeError, RuntimeError, SafetensorError):
@@ -227,12 +246,12 @@ def _deterministic_torch(seed: int) -> Iterator[None]:
             torch.use_deterministic_algorithms(was_on, warn_only=warn_only)
 
 
-def train_classifier(split: DigitSplit, recipe: ClassifierRecipe) -> tuple[DigitClassifier, float]:
+def train_classifier(split: DigitSplit, recipe: ClassifierRecipe) -> tuple[ImageClassifier, float]:
     """Train on the training split from `recipe.seed`; the same inputs give the same weights."""
     start = time.perf_counter()
     with _deterministic_torch(recipe.seed):
         order_rng = torch.Generator().manual_seed(recipe.seed)
-        net = DigitClassifier(split.image_size, recipe)
+        net = ImageClassifier.for_split(split, recipe)
         optimizer = torch.optim.Adam(net.parameters(), lr=recipe.lr)
         n = len(split.train_labels)
         total_steps = recipe.epochs * math.ceil(n / recipe.batch_size)
@@ -253,44 +272,61 @@ def train_classifier(split: DigitSplit, recipe: ClassifierRecipe) -> tuple[Digit
 
 
 def random_shift(images: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
-    """Each image translated by whole pixels in [-max_shift, max_shift] on each axis, the
-    uncovered border filled with the background (-1)."""
+    """Each image (all its channels alike) translated by whole pixels in [-max_shift,
+    max_shift] on each axis, the uncovered border filled with black (-1), the digits'
+    background."""
     if max_shift == 0:
         return images
-    n, _, height, width = images.shape
+    n, channels, height, width = images.shape
     padded = F.pad(images, (max_shift,) * 4, value=-1.0)
     dy, dx = torch.randint(0, 2 * max_shift + 1, (2, n, 1), generator=generator)
-    rows = (torch.arange(height) + dy)[:, :, None]
-    cols = (torch.arange(width) + dx)[:, None, :]
-    return padded[torch.arange(n)[:, None, None], 0, rows, cols].unsqueeze(1)
+    rows = (torch.arange(height) + dy)[:, None, :, None]
+    cols = (torch.arange(width) + dx)[:, None, None, :]
+    return padded[torch.arange(n)[:, None, None, None], torch.arange(channels)[None, :, None, None], rows, cols]
 
 
-def held_out_accuracy(net: DigitClassifier, split: DigitSplit) -> float:
-    with torch.inference_mode():
-        predicted = net.eval()(split.test_images).argmax(dim=1)
+def held_out_accuracy(net: ImageClassifier, split: DigitSplit) -> float:
+    predicted = in_chunks(net, split.test_images).argmax(dim=1)
     return float((predicted == split.test_labels).double().mean())
 
 
 class ClassifierOracle(ModeOracle):
-    """Modes read by a trained digit classifier; see the module docstring."""
+    """Modes read by a trained image classifier; see the module docstring.
+
+    A sample of C channels is C / c images to a classifier of c input channels, each read
+    on its own: a stacked digit sample is three digits to the one-channel digit
+    classifier, an RGB image is one image to an RGB classifier.
+    """
 
     def __init__(self, classifier: TrainedClassifier, image_shape: tuple[int, ...], confidence: float) -> None:
         self.classifier = classifier
         self.image_shape = image_shape
         self.confidence = confidence
+        self.parts = image_shape[0] // classifier.net.in_channels
 
-    def digits(self, samples: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Predicted digit and its probability for every channel: two (N, channels) tensors."""
-        self._check_shape(samples)
-        n, channels = samples.shape[:2]
-        confidence, digit = self.classifier.probabilities(samples.reshape(n * channels, 1, *samples.shape[2:])).max(1)
-        return digit.reshape(n, channels), confidence.reshape(n, channels)
+    def classify(self, samples: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Predicted class and its probability for every part: two (N, parts) tensors."""
+        confidence, predicted = self.classifier.probabilities(self._split_parts(samples)).max(1)
+        return predicted.reshape(len(samples), self.parts), confidence.reshape(len(samples), self.parts)
 
     def features(self, samples: torch.Tensor) -> torch.Tensor:
-        """The classifier's hidden-layer features of each channel, concatenated: (N, channels * hidden)."""
+        """The classifier's hidden-layer features of each part, concatenated: (N, parts * hidden)."""
+        return self.classifier.features(self._split_parts(samples)).reshape(len(samples), -1)
+
+    def _split_parts(self, samples: torch.Tensor) -> torch.Tensor:
         self._check_shape(samples)
-        n, channels = samples.shape[:2]
-        return self.classifier.features(samples.reshape(n * channels, 1, *samples.shape[2:])).reshape(n, -1)
+        return samples.reshape(len(samples) * self.parts, -1, *samples.shape[2:])
+
+    def embed(self, samples: torch.Tensor) -> torch.Tensor:
+        return self.features(samples)
+
+    #: Not Inception: a Fréchet distance here is an FD in classifier features, not an FID.
+    feature_space = "the oracle classifier's penultimate features (an FD here is not an FID)"
+
+    @property
+    def quality_rule(self) -> str:  # type: ignore[override]
+        each = "every channel " if self.parts > 1 else ""
+        return f"{each}classified with confidence >= {self.confidence:g}"
 
     def _check_shape(self, samples: torch.Tensor) -> None:
         if tuple(samples.shape[1:]) != self.image_shape:
@@ -299,25 +335,32 @@ class ClassifierOracle(ModeOracle):
             )
 
 
-class DigitOracle(ClassifierOracle):
-    """Mode = predicted class of a one-channel digit image; 10 modes weighted as the
-    training split's classes."""
+class ClassOracle(ClassifierOracle):
+    """Mode = predicted class of an image (its digit on mnist and digits): one mode per
+    class of the classifier, weighted as `class_weights` (the real images' class counts).
+    `description` says where the classes came from; the classifier's own text by default."""
 
     def __init__(
         self, classifier: TrainedClassifier, image_shape: tuple[int, ...], class_weights: torch.Tensor,
-        confidence: float = DEFAULT_CONFIDENCE,
+        confidence: float = DEFAULT_CONFIDENCE, description: str | None = None,
     ) -> None:
         super().__init__(classifier, image_shape, confidence)
+        if len(class_weights) != classifier.net.n_classes:
+            raise DataError(f"{len(class_weights)} class weights for a classifier of {classifier.net.n_classes} "
+                            "classes; give one weight per class")
         self._weights = class_weights.double() / class_weights.sum()
-        self.description = classifier.describe()
+        self.description = description or classifier.describe()
 
     @property
     def weights(self) -> torch.Tensor:
         return self._weights
 
     def assign(self, samples: torch.Tensor) -> ModeAssignment:
-        digit, confidence = self.digits(samples)
-        return ModeAssignment(mode=digit[:, 0], high_quality=confidence[:, 0] >= self.confidence)
+        predicted, confidence = self.classify(samples)
+        return ModeAssignment(mode=predicted[:, 0], high_quality=confidence[:, 0] >= self.confidence)
+
+
+DigitOracle = ClassOracle  # the digit datasets' name for it
 
 
 class StackedDigitOracle(ClassifierOracle):
@@ -335,7 +378,7 @@ class StackedDigitOracle(ClassifierOracle):
         return torch.full((N_CLASSES**3,), 1.0 / N_CLASSES**3, dtype=torch.float64)
 
     def assign(self, samples: torch.Tensor) -> ModeAssignment:
-        digit, confidence = self.digits(samples)
+        digit, confidence = self.classify(samples)
         place = torch.tensor([N_CLASSES**2, N_CLASSES, 1])
         return ModeAssignment(mode=(digit * place).sum(dim=1), high_quality=(confidence >= self.confidence).all(dim=1))
 
