@@ -33,7 +33,6 @@ import torch
 from pydantic import PositiveInt
 from torch import nn
 
-from ganscope.config import Config
 from ganscope.errors import ConfigError
 from ganscope.nets.base import DISCRIMINATORS, GENERATORS
 from ganscope.nets.conv import (
@@ -64,6 +63,11 @@ class DCGANParams(Params):
 
 class DCGANDiscriminatorParams(DCGANParams):
     spectral_norm: bool = False
+
+
+def is_image_shape(sample_shape: tuple[int, ...]) -> bool:
+    """Whether samples of `sample_shape` are images (channels, height, width), not points."""
+    return len(sample_shape) == 3
 
 
 def image_side(sample_shape: tuple[int, ...]) -> int:
@@ -111,22 +115,9 @@ class DCGANLinear(PopLinear):
             self.bias.zero_()
 
 
-class ImageNetwork:
-    """What the DCGAN networks require of the rest of a config."""
-
-    @classmethod
-    def check_config(cls, params: Params, cfg: Config) -> str | None:
-        """Training draws and scores point data only, so every config naming these
-        networks is refused until it takes images; the builders check the image shape."""
-        return (
-            f"the dcgan networks need image data, and training does not take images yet "
-            f"(data.name={cfg.data.name}); use generator.name=mlp and discriminator.name=mlp"
-        )
-
-
 @GENERATORS.register("dcgan", "DCGAN: transposed convolutions, batch norm, ReLU, tanh output (Radford et al. 2016)",
                      DCGANParams)
-class DCGANGenerator(ImageNetwork, nn.Module):
+class DCGANGenerator(nn.Module):
     """z (S, N, z_dim) -> images (S, N, C, side, side) in [-1, 1]: `body` (projection and
     every hidden stage), then `out` (the last transposed convolution and tanh)."""
 
@@ -159,7 +150,7 @@ class DCGANGenerator(ImageNetwork, nn.Module):
     "dcgan", "DCGAN: strided convolutions, LeakyReLU 0.2, batch norm or spectral norm (Radford 2016, Miyato 2018)",
     DCGANDiscriminatorParams,
 )
-class DCGANDiscriminator(ImageNetwork, Discriminator):
+class DCGANDiscriminator(Discriminator):
     """images (S, N, C, side, side) -> logits (S, N, n_outputs): stride-2 convolutions down
     to the smallest maps, flattened into the features of the head. Any channel count C is
     accepted, so packed images (m C channels) need nothing special."""

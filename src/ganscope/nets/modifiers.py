@@ -2,9 +2,15 @@
 
 A modifier turns a discriminator factory into another one, so it composes with every
 architecture, objective, regulariser and scheme: packing (PacGAN) changes what D is
-built for and what it is fed; minibatch discrimination adds a feature extension between
-D's body and head (`ganscope.nets.discriminator`). `d_modifiers` in the config lists
-them; `Parts.new_discriminator` applies them in that order, the first outermost.
+built for and what it is fed; minibatch discrimination and the minibatch standard
+deviation add a feature extension between D's body and head
+(`ganscope.nets.discriminator`). `d_modifiers` in the config lists them;
+`Parts.new_discriminator` applies them in that order, the first outermost.
+
+Every modifier works on points and on images alike: packing concatenates the packed
+samples along their first axis (the features of a vector, the channels of an image), and
+the extensions act on D's flattened features, which for the DCGAN discriminator are its
+smallest feature maps, flattened.
 """
 
 from __future__ import annotations
@@ -15,12 +21,13 @@ from collections.abc import Callable, Sequence
 from typing import ClassVar, Literal
 
 import torch
-from pydantic import PositiveInt
+from pydantic import Field, PositiveInt
 from torch import nn
 
 from ganscope.config import Config, d_modifier_params
 from ganscope.nets.base import D_MODIFIERS
 from ganscope.nets.discriminator import ExtensionFactory, FeatureExtension
+from ganscope.nets.layers import at_least_float32
 from ganscope.registry import Params
 
 #: Builds a discriminator for samples of a given shape with the given feature extensions.
@@ -69,6 +76,23 @@ def apply_modifiers(build: DiscriminatorFactory, modifiers: Sequence[Discriminat
     for modifier in reversed(modifiers):
         build = modifier.modify(build)
     return build
+
+
+class FeatureModifier(DiscriminatorModifier):
+    """A modifier that adds one feature extension between D's body and head, after those
+    already there; the extension sees the other samples of the batch."""
+
+    couples_batch = True
+
+    @abstractmethod
+    def extension(self, n_seeds: int, in_features: int) -> FeatureExtension:
+        """The extension for a population of `n_seeds` whose features are `in_features` wide."""
+
+    def modify(self, build: DiscriminatorFactory) -> DiscriminatorFactory:
+        def build_with_features(sample_shape: tuple[int, ...], extensions: Sequence[ExtensionFactory]) -> nn.Module:
+            return build(sample_shape, (*extensions, self.extension))
+
+        return build_with_features
 
 
 # ---- packing --------------------------------------------------------------------------
@@ -193,7 +217,7 @@ class MinibatchParams(Params):
     "minibatch", "minibatch discrimination: D sees each sample's closeness to the others (Salimans et al. 2016)",
     MinibatchParams,
 )
-class Minibatch(DiscriminatorModifier):
+class Minibatch(FeatureModifier):
     """Minibatch discrimination (Salimans et al. 2016, "Improved Techniques for Training
     GANs", Section 3.2). A D that judges samples one at a time cannot see that G maps
     every z to nearly the same point; fed each sample's closeness to the rest of its
@@ -206,13 +230,92 @@ class Minibatch(DiscriminatorModifier):
     """
 
     params: MinibatchParams
-    couples_batch = True
 
     def extension(self, n_seeds: int, in_features: int) -> MinibatchFeatures:
         return MinibatchFeatures(n_seeds, in_features, self.params.kernels, self.params.kernel_dim)
 
-    def modify(self, build: DiscriminatorFactory) -> DiscriminatorFactory:
-        def build_with_features(sample_shape: tuple[int, ...], extensions: Sequence[ExtensionFactory]) -> nn.Module:
-            return build(sample_shape, (*extensions, self.extension))
 
-        return build_with_features
+# ---- minibatch standard deviation --------------------------------------------------------
+
+#: Added to the variance before its square root, as in the authors' code
+#: (tkarras/progressive_growing_of_gans, networks.py, minibatch_stddev_layer).
+STDDEV_EPS = 1e-8
+
+
+def group_count(n: int, group_size: int) -> int:
+    """How many groups a batch of `n` inputs splits into: groups of `group_size`, or one
+    group of all `n` when there are fewer (the reference code's min(group_size, n))."""
+    size = min(group_size, n)
+    if n % size:
+        raise ValueError(f"a batch of {n} inputs does not split into groups of {size} for the minibatch stddev")
+    return n // size
+
+
+class MinibatchStddevFeatures(FeatureExtension):
+    """f (S, N, A) -> concat(f, sigma) (S, N, A + 1): sigma is the standard deviation of each
+    of the A features over the sample's group, averaged over the features.
+
+    Karras et al. 2018 ("Progressive Growing of GANs for Improved Quality, Stability, and
+    Variation", Sec. 3): "compute the standard deviation for each feature in each spatial
+    location over the minibatch", "average these estimates over all features and spatial
+    locations to arrive at a single value", replicated as one extra constant feature map.
+    As in the authors' code, the batch is split into groups of `group_size` (min of it and
+    N), the standard deviation is the square root of the biased variance plus 1e-8, and
+    the groups are strided: with M = N / G groups, input i belongs to group i mod M. Each
+    seed's statistic is its own; no parameters. It is computed in at least float32.
+    """
+
+    batch_coupled = True
+
+    def __init__(self, in_features: int, group_size: int) -> None:
+        super().__init__(in_features + 1)
+        self.group_size = group_size
+
+    def forward(self, f: torch.Tensor) -> torch.Tensor:
+        n_seeds, n, width = f.shape
+        groups = group_count(n, self.group_size)
+        grouped = at_least_float32(f).reshape(n_seeds, n // groups, groups, width)  # input j M + m -> group m
+        sigma = (grouped.var(dim=1, correction=0) + STDDEV_EPS).sqrt().mean(dim=2)  # (S, M)
+        return torch.cat([f, sigma.repeat(1, n // groups).unsqueeze(2).to(f.dtype)], dim=2)
+
+
+class MinibatchStddevParams(Params):
+    group_size: int = Field(4, ge=2)
+
+
+@D_MODIFIERS.register(
+    "minibatch-stddev", "minibatch standard deviation: D sees its features' spread over a group of "
+    "samples (Karras et al. 2018)", MinibatchStddevParams,
+)
+class MinibatchStddev(FeatureModifier):
+    """The minibatch standard deviation (Karras et al. 2018, "Progressive Growing of GANs",
+    Sec. 3), ProGAN's simplification of minibatch discrimination: no learned tensor, one
+    added feature, the spread of D's features over a group of samples. A collapsed G
+    gives groups of near-identical samples, whose spread is near zero while real groups
+    spread as the data does, so D tells them apart and G is pushed to vary its samples.
+    Default `group_size` 4, the authors' code's (a group of one has no spread, hence >= 2).
+
+    The paper appends the statistic as a constant feature map near the end of D (before
+    its last convolutions at 4x4). Here it joins D's flattened features before the head,
+    for the DCGAN discriminator the smallest feature maps: a constant map of h x w pixels
+    fed to the linear head acts as the one number times the sum of its h x w weights, so
+    one feature is the same thing. On the MLP discriminator it is the spread of the last
+    hidden layer. The batch D sees must split into whole groups (packs with packing), and
+    real and fake batches are kept apart, as for minibatch discrimination.
+    """
+
+    params: MinibatchStddevParams
+
+    def extension(self, n_seeds: int, in_features: int) -> MinibatchStddevFeatures:
+        return MinibatchStddevFeatures(in_features, self.params.group_size)
+
+    @classmethod
+    def check_config(cls, params: Params, cfg: Config) -> str | None:
+        inputs = cfg.train.batch_size // pack_size(modifiers_from_config(cfg))
+        group = params.group_size  # type: ignore[attr-defined]
+        if inputs > group and inputs % group:
+            return (
+                f"the minibatch stddev splits the {inputs} inputs D sees per batch into groups of {group}; "
+                f"make them a multiple of {group} (train.batch_size, divided by the pack size) or set group_size"
+            )
+        return None

@@ -2,8 +2,10 @@
 
 Both penalties are lambda E (||grad_x D(x_hat)||_2 - k)^2 and differ only in where x_hat
 lies: WGAN-GP between real and fake samples, DRAGAN around the real data. The norm is
-per input of D over all its features; the expectation is a per-seed mean, so each seed's
-penalty depends on its own critic, batch and random stream alone.
+per input of D over all its features, every channel and pixel of an image (S, B, C, H, W);
+one interpolation weight per input, broadcast over those features, keeps each interpolate
+on a segment between a real and a fake input. The expectation is a per-seed mean, so each
+seed's penalty depends on its own critic, batch and random stream alone.
 
 An input of D is one sample, or with PacGAN's packing (`pack` = m) the m consecutive
 samples D sees concatenated: the penalty is then defined on the packs, as on any critic
@@ -72,8 +74,9 @@ class GradientNormRegularizer(Regularizer):
     def check_config(cls, params: Params, cfg: Config) -> str | None:
         if getattr(piece_params(cfg, "discriminator"), "batch_norm", False):
             return (
-                "a gradient penalty needs a discriminator without batch norm (it couples the samples of a batch; "
-                "Gulrajani et al. 2017, Sec. 4); set discriminator.batch_norm=false"
+                f"a gradient penalty needs a discriminator without batch norm, and discriminator.name="
+                f"{cfg.discriminator.name} has batch_norm=true (it couples the samples of a batch; Gulrajani et al. "
+                "2017, Sec. 4); set discriminator.batch_norm=false"
             )
         coupled = [p.name for p in cfg.d_modifiers if D_MODIFIERS.get(p.name).couples_batch]
         if coupled:

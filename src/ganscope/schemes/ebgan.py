@@ -33,6 +33,14 @@ silently ignored otherwise), and its discriminator is an autoencoder built from
 `discriminator.*` (`ganscope.nets.autoencoder.AUTOENCODERS`), to which the discriminator
 modifiers do not apply; `check_config` rejects both mistakes at load time. Regularisers
 (gradient penalties) apply to the energy as D's output.
+
+On images, `discriminator.name=dcgan` makes the autoencoder convolutional, as the paper's
+autoencoders for its LSUN, CelebA and ImageNet images are (Zhao et al. 2017, Sec. 4;
+its MNIST grid search uses fully connected ones, `discriminator.name=mlp` here): the
+DCGAN discriminator's stride-2 convolutions down to a `code_dim` code, the DCGAN
+generator's transposed convolutions back (`ganscope.nets.autoencoder.build_dcgan_autoencoder`).
+The energy is the norm of the whole image's error, so the margin grows with the image
+(m = 10 is the value re-implementations quote for 28x28 MNIST).
 """
 
 from __future__ import annotations

@@ -49,19 +49,28 @@ as Algorithm 1 does. The log has `d_loss` (D, or D_M), `g_loss` (G's adversarial
 G(z)), `reconstruction` and `mode_regularizer` (unweighted) and, for MDGAN,
 `diffusion_d_loss`.
 
-Defaults: lambda1 = 1, lambda2 = 0.01, manifold diffusion on, the encoder a population MLP
-(`encoder.*`, the MLP generator's defaults: 3 hidden layers of 128); d is the squared
-Euclidean distance, summed over a sample's features, as in Algorithm 1. Algorithm 1
-weighs the reconstruction error by 1 and the adversarial term by a small lambda; the
-paper tunes lambda1, lambda2 per dataset by grid search, and we could not retrieve its
-values. On the 2-D ring (seeds 0-1, 2,000 steps, default networks) lambda2 = 0.01 covered
-8/8 modes with reverse KL 0.06 (the alternating GAN: 8/8, 0.92), lambda2 = 0.1 7.5/8 and
-0.33. Weighing the two terms alike (lambda1 = lambda2 = 0.5) lets the mode regulariser,
-itself a GAN loss on G∘E(x), collapse the reconstructions: the reconstruction error rose
-from 0.02 to 1.6, E's gradient vanished, and the diffusion step copied the collapse onto
-G(z) (2/8 modes). The encoder's codes need not look like draws of p_z (on the ring they
-sit near the origin, the noise on a shell of radius sqrt(z_dim)), so G serves two
-regions of its input; the diffusion step, not E, ties them together.
+The encoder (`scheme.encoder`, a piece of `ganscope.nets.autoencoder.ENCODERS`): E maps a
+sample to a noise vector, the way D maps a sample to its logits, so it is built as a
+discriminator with a z_dim-wide head. `name: auto` (the default) follows the samples: for
+points a population MLP (`mlp`, the MLP generator's defaults: 3 hidden layers of 128), for
+images (channels, height, width) a convolutional encoder (`dcgan`: the DCGAN
+discriminator's stride-2 stages, `width` 64, batch norm, then a linear layer to z_dim),
+which sees the image as D does instead of as a flat vector of pixels. Name one to choose
+it, with its parameters beside the name: `scheme.encoder={name: dcgan, width: 16}`.
+
+Defaults: lambda1 = 1, lambda2 = 0.01, manifold diffusion on, the encoder as above; d is
+the squared Euclidean distance, summed over a sample's features (every pixel of an
+image), as in Algorithm 1. Algorithm 1 weighs the reconstruction error by 1 and the
+adversarial term by a small lambda; the paper tunes lambda1, lambda2 per dataset by grid
+search, and we could not retrieve its values. On the 2-D ring (seeds 0-1, 2,000 steps,
+default networks) lambda2 = 0.01 covered 8/8 modes with reverse KL 0.06 (the alternating
+GAN: 8/8, 0.92), lambda2 = 0.1 7.5/8 and 0.33. Weighing the two terms alike (lambda1 =
+lambda2 = 0.5) lets the mode regulariser, itself a GAN loss on G∘E(x), collapse the
+reconstructions: the reconstruction error rose from 0.02 to 1.6, E's gradient vanished,
+and the diffusion step copied the collapse onto G(z) (2/8 modes). The encoder's codes
+need not look like draws of p_z (on the ring they sit near the origin, the noise on a
+shell of radius sqrt(z_dim)), so G serves two regions of its input; the diffusion step,
+not E, ties them together.
 """
 
 from __future__ import annotations
@@ -70,9 +79,10 @@ import torch
 from pydantic import NonNegativeFloat
 from torch import nn
 
-from ganscope.nets.autoencoder import mlp_encoder
+from ganscope.config import Config
+from ganscope.errors import ConfigError
+from ganscope.nets.autoencoder import AUTO, EncoderChoice, build_encoder, encoder_params
 from ganscope.nets.layers import init_population
-from ganscope.nets.mlp import MLPParams
 from ganscope.objectives.base import Objective, per_seed_mean
 from ganscope.registry import Params
 from ganscope.schemes.base import (
@@ -92,7 +102,7 @@ class MRGANParams(Params):
     lambda1: NonNegativeFloat = 1.0
     lambda2: NonNegativeFloat = 0.01
     manifold_diffusion: bool = True
-    encoder: MLPParams = MLPParams()
+    encoder: EncoderChoice = EncoderChoice()
 
 
 def reconstruction_loss(x: torch.Tensor, reconstruction: torch.Tensor) -> torch.Tensor:
@@ -136,10 +146,24 @@ class MRGAN(Scheme):
 
     params: MRGANParams
 
+    @classmethod
+    def check_config(cls, params: MRGANParams, cfg: Config) -> str | None:
+        """A named encoder's parameters are checked at load time; with `auto` the
+        architecture follows the data's sample shape, so they are checked when it is built."""
+        if params.encoder.name == AUTO:
+            return None
+        try:
+            encoder_params(params.encoder, params.encoder.name, "encoder")
+        except ConfigError as err:
+            return str(err)
+        return None
+
     def __init__(self, parts: Parts, params: MRGANParams) -> None:
         super().__init__(parts, params)
         self.generator = parts.new_generator()
-        self.encoder = mlp_encoder(parts.n_seeds, parts.data.sample_shape, parts.noise.z_dim, params.encoder)
+        self.encoder = build_encoder(
+            params.encoder, parts.n_seeds, parts.data.sample_shape, parts.noise.z_dim, "scheme.encoder"
+        )
         # The encoder's own initialisation stream (role 2; G and D use roles 0 and 1).
         init_population(self.encoder, PopulationRandom(parts.seeds, "init", 2, 0).generators)
         self.discriminator = parts.new_discriminator()
