@@ -73,7 +73,7 @@ def test_packed_real_and_fake_pass_matches_separate_passes() -> None:
         (["d_modifiers=[{name: pack}, {name: pack, m: 4}]"], "d_modifiers: 'pack' is given twice"),
         (
             ["d_modifiers=[{name: packing}]"],
-            "d_modifiers.0.name: unknown discriminator modifier 'packing'; valid: minibatch, pack",
+            "d_modifiers.0.name: unknown discriminator modifier 'packing'; valid: minibatch, minibatch-stddev, pack",
         ),
         (["d_modifiers=[{name: minibatch, kernel: 3}]"], "d_modifiers.0.kernel: unknown key"),
         (
@@ -220,5 +220,6 @@ def test_list_shows_the_modifiers(capsys) -> None:
     listing = json.loads(capsys.readouterr().out)
     assert {e["name"]: e["params"] for e in listing["d_modifiers"]} == {
         "minibatch": ["kernels", "kernel_dim"],
+        "minibatch-stddev": ["group_size"],
         "pack": ["m"],
     }

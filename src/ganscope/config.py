@@ -334,6 +334,9 @@ def validate_pieces(cfg: Config) -> None:
         repeated = next((name for i, name in enumerate(names) if name in names[:i]), None)
         if repeated is not None:
             raise ConfigError(f"{section}: {repeated!r} is given twice; name each at most once")
+    # Every piece's own parameters first: a check that reads another piece's parameters
+    # (MAD-GAN reads pack's m) may then rely on them being valid.
+    validated: list[tuple[str, Any, Params]] = []
     for where, piece, registry_name in sections:
         registry = ALL_REGISTRIES[registry_name]
         if piece.name not in registry:
@@ -341,12 +344,13 @@ def validate_pieces(cfg: Config) -> None:
                 f"{where}.name: unknown {registry.kind} {piece.name!r}; valid: {', '.join(registry.names())}"
             )
         try:
-            params = piece.params(registry)
+            validated.append((where, registry.get(piece.name), piece.params(registry)))
         except ValidationError as err:
             raise ConfigError(
                 describe_validation_error(err, registry.entry(piece.name).params, prefix=where)
             ) from None
-        check = getattr(registry.get(piece.name), "check_config", None)
+    for where, piece_class, params in validated:
+        check = getattr(piece_class, "check_config", None)
         reason = check(params, cfg) if check else None
         if reason:
             raise ConfigError(f"{where}: {reason}")
