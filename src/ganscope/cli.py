@@ -272,7 +272,8 @@ def cmd_oracle(args: argparse.Namespace) -> int:
     data = dataset_from_arg(args.data, args.data_option)
     if not isinstance(data, DigitDataset):
         raise DataError(f"{args.data} has no trained oracle (its modes: {data.oracle.description}); "
-                        "`ganscope oracle` is for the image datasets: digits, mnist, stacked-digits, stacked-mnist")
+                        "`ganscope oracle` is for labelled image datasets: digits, mnist, stacked-digits, stacked-mnist, "
+                        "and image-folder or images with labels")
     result = {"data": data.name, "n_modes": data.oracle.n_modes, **data.classifier.to_dict(),
               "hq_confidence": data.hq_confidence, "held_out_confident_share": data.held_out_confident_share()}
     if args.json:
@@ -282,8 +283,8 @@ def cmd_oracle(args: argparse.Namespace) -> int:
     print(f"{data.name}: {result['n_modes']} modes; {data.oracle.description}")
     print(f"weights: {result['weights']} ({loaded}; training took {result['training_seconds']:.1f} s)")
     print("recipe: " + ", ".join(f"{k} {v}" for k, v in result["recipe"].items()))
-    print(f"high quality: confidence >= {data.hq_confidence} on every digit; "
-          f"{100 * result['held_out_confident_share']:.1f}% of the held-out real digits reach it")
+    print(f"high quality: {data.oracle.quality_rule}; "
+          f"{100 * result['held_out_confident_share']:.1f}% of the held-out real images reach it")
     return 0
 
 
@@ -471,19 +472,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("list", cmd_list, "every dataset, network, objective, regulariser, scheme and metric")
     p.add_argument("--json", action="store_true")
 
-    p = add("bench", cmd_bench, "the ring/grid mode-collapse protocols: methods x seeds beside the published "
-            "numbers; resumable")
-    p.add_argument("protocol", metavar="PROTOCOL", help="ring, grid or all")
+    p = add("bench", cmd_bench, "the mode-collapse protocols (2-D ring and grid, Stacked digits and MNIST): "
+            "methods x seeds beside the published numbers; resumable")
+    p.add_argument("protocol", metavar="PROTOCOL", help="ring, grid, stacked-digits, stacked-mnist; points (ring "
+                   "and grid), images (both stacked) or all")
     p.add_argument("--seeds", type=positive_int, default=5,
                    help="seeds per method, trained as one population (default 5)")
     p.add_argument("--base-seed", type=non_negative_int, default=DEFAULT_BASE_SEED,
                    help=f"first seed (default {DEFAULT_BASE_SEED}: seeds {span(EVALUATION_SEEDS)} are evaluation "
                    f"seeds that no setting was ever chosen on; {span(TUNING_SEEDS)} are for tuning; "
                    "docs/PROTOCOLS.md)")
-    p.add_argument("--methods", nargs="+", metavar="METHOD", help="methods to run (default: all; "
-                   "an unknown name lists them)")
-    p.add_argument("--budget", default="cpu", help="cpu (sized for 2 CPU cores, 4,000 steps; default), cpu-long "
-                   "(the same, 40,000 steps) or paper (PacGAN's published settings)")
+    p.add_argument("--methods", nargs="+", metavar="METHOD", help="methods to run (default: every method of "
+                   "the protocol's kind; an unknown name lists them)")
+    p.add_argument("--budget", default="cpu", help="cpu (sized for 2 CPU cores: 4,000 steps on points, 600 on "
+                   "images; default), cpu-long (points: 40,000 steps) or paper (PacGAN's published settings)")
     p.add_argument("--steps", type=positive_int, help="replace the budget's training steps (e.g. a smoke run)")
     p.add_argument("-o", "--out", type=Path, default=Path("runs") / "bench",
                    help="folder for protocols.json, protocols.md and the run folders (default runs/bench); "
