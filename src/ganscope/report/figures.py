@@ -3,8 +3,14 @@
 What the source material looks at to tell collapse from dropping (docs/FAILURE_MODES.md):
 samples over the real density with the true modes marked, how they move from one
 evaluation to the next, a t-SNE map of real and generated samples side by side, the
-histogram of samples per mode against the true weights, and the loss dynamics with the
-monitor's events on them.
+histogram of samples per mode against the true weights (for 1000 modes, the modes ranked
+by their counts), and the loss dynamics with the monitor's events on them; for images
+also each generated image beside its nearest real one, the memorisation check.
+
+Samples are drawn through a view: a `Plane` shows points (2-D data as they are, more
+dimensions by principal components), a `Mosaic` shows images as grids of pictures; every
+sample figure takes either, so points and images share the layout, the event frames and
+the animation.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import functools
 import io
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import ParamSpec, TypeVar
+from typing import Literal, ParamSpec, Protocol, TypeVar
 
 import matplotlib
 
@@ -25,6 +31,7 @@ from PIL import Image  # noqa: E402
 from scipy.ndimage import gaussian_filter  # noqa: E402
 from sklearn.decomposition import PCA  # noqa: E402
 from sklearn.manifold import TSNE  # noqa: E402
+import torch  # noqa: E402
 
 from ganscope.data import ModeOracle  # noqa: E402
 
@@ -43,6 +50,17 @@ TSNE_POINTS = 600
 """Real points and generated points (all shown seeds together) in the t-SNE map; t-SNE
 costs about a second per 600 points on one core."""
 MAX_TSNE_SEEDS = 3
+MAX_BAR_MODES = 50
+"""Modes up to which the histogram draws a bar per mode; beyond (Stacked MNIST's 1000
+digit triples) it draws the modes ranked by their counts."""
+
+Scale = Literal["panel", "cell", "frame"]
+"""Where a view draws samples: a final-samples panel, an evolution cell, an animation frame."""
+POINT_SIZES: dict[Scale, float] = {"panel": 3, "cell": 1.5, "frame": 2.5}
+GRID_SIDES: dict[Scale, int] = {"panel": 8, "cell": 4, "frame": 6}
+"""Images per row and column of a `Mosaic` grid."""
+QUALITY_FRAMES = (np.array([0.11, 0.49, 0.84]), np.array([0.94, 0.55, 0.0]))
+"""Frame colours of high-quality images (blue) and the others (amber)."""
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -81,11 +99,16 @@ def _grid(n: int, cols: int, size: tuple[float, float]) -> tuple[plt.Figure, np.
     return fig, axes.flat[:n]
 
 
+def evenly_indices(n: int, k: int) -> np.ndarray:
+    """At most `k` of the indices 0..n-1 spread evenly, always keeping the first and the last."""
+    if n <= k:
+        return np.arange(n)
+    return np.unique(np.linspace(0, n - 1, k).round().astype(int))
+
+
 def _evenly(items: Sequence, k: int) -> list:
     """At most `k` items spread evenly, always keeping the first and the last."""
-    if len(items) <= k:
-        return list(items)
-    return [items[i] for i in np.unique(np.linspace(0, len(items) - 1, k).round().astype(int))]
+    return [items[i] for i in evenly_indices(len(items), k)]
 
 
 LINE_COLOURS = "tab10"
@@ -189,7 +212,7 @@ class Plane:
         return smooth / max(smooth.max(), 1e-12)
 
     def draw(
-        self, ax: plt.Axes, fake: np.ndarray, title: str, point_size: float = 3, generators: Generators | None = None
+        self, ax: plt.Axes, fake: np.ndarray, title: str, scale: Scale = "panel", generators: Generators | None = None
     ) -> plt.Artist:
         """Real density, true modes (with their high-quality radius in 2-D) and the
         generated points, coloured by generator when `generators` says which made each;
@@ -197,7 +220,8 @@ class Plane:
         ax.imshow(self.density, origin="lower", extent=(self.lo[0], self.hi[0], self.lo[1], self.hi[1]),
                   cmap="Blues", norm=PowerNorm(0.4, vmin=0, vmax=1), interpolation="bilinear", aspect="equal")
         colour = FAKE if generators is None else generators.colours()
-        points = ax.scatter(*self.project(fake).T, s=point_size, c=colour, alpha=0.55, linewidths=0, rasterized=True)
+        points = ax.scatter(*self.project(fake).T, s=POINT_SIZES[scale], c=colour, alpha=0.55, linewidths=0,
+                            rasterized=True)
         if self.centres is not None:
             ax.scatter(*self.centres.T, marker="+", s=40, c=MODE, linewidths=1.2, zorder=3)
         if self.radii is not None:
@@ -207,7 +231,25 @@ class Plane:
         ax.set_ylim(self.lo[1], self.hi[1])
         ax.set_title(title)
         ax.tick_params(labelsize=7, length=2)
+        if scale == "panel":
+            ax.set_xlabel(self.axis_names[0], fontsize=8)
+            ax.set_ylabel(self.axis_names[1], fontsize=8)
         return points
+
+    def update(self, artist: plt.Artist, fake: np.ndarray, scale: Scale) -> None:
+        """Move the points `draw` returned to `fake` (their size and colours stay)."""
+        artist.set_offsets(self.project(fake))
+
+    def legend(self, fig: plt.Figure, generators: Generators | None = None) -> None:
+        handles = [
+            plt.Rectangle((0, 0), 1, 1, fc=plt.get_cmap("Blues")(0.6), label="real density"),
+            *([plt.Line2D([], [], ls="", marker="o", ms=4, c=FAKE, label="generated")] if generators is None
+              else generators.legend()),
+        ]
+        if self.centres is not None:
+            label = "true mode (circle: high-quality radius)" if self.radii is not None else "true mode"
+            handles.append(plt.Line2D([], [], ls="", marker="+", ms=7, c=MODE, label=label))
+        _top_legend(fig, handles)
 
 
 def _to_plane(flat: np.ndarray, pca: PCA | None) -> np.ndarray:
@@ -225,28 +267,100 @@ def _bare(ax: plt.Axes) -> plt.Axes:
     return ax
 
 
-def _legend(fig: plt.Figure, plane: Plane, generators: Generators | None = None) -> None:
-    handles = [
-        plt.Rectangle((0, 0), 1, 1, fc=plt.get_cmap("Blues")(0.6), label="real density"),
-        *([plt.Line2D([], [], ls="", marker="o", ms=4, c=FAKE, label="generated")] if generators is None
-          else generators.legend()),
-    ]
-    if plane.centres is not None:
-        label = "true mode (circle: high-quality radius)" if plane.radii is not None else "true mode"
-        handles.append(plt.Line2D([], [], ls="", marker="+", ms=7, c=MODE, label=label))
+def _top_legend(fig: plt.Figure, handles: Sequence[plt.Artist]) -> None:
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), bbox_to_anchor=(0.5, 1.0), fontsize=8)
 
 
+# ---- images -----------------------------------------------------------------------------
+
+
+def to_rgb(images: np.ndarray) -> np.ndarray:
+    """Images (n, C, H, W) with pixels in [-1, 1] (a tanh generator's range; beyond it
+    clipped) as RGB (n, H, W', 3) in [0, 1]: three channels as red, green and blue (Stacked
+    MNIST's three digits), any other count as grey pictures of the channels side by side
+    (W' = C * W)."""
+    unit = (np.clip(images, -1, 1) + 1) / 2
+    n, channels, height, width = unit.shape
+    if channels == 3:
+        return unit.transpose(0, 2, 3, 1)
+    grey = unit.transpose(0, 2, 1, 3).reshape(n, height, channels * width)
+    return np.repeat(grey[..., None], 3, axis=-1)
+
+
+def image_grid(images: np.ndarray, cols: int, frames: np.ndarray | None = None, border: int = 1) -> np.ndarray:
+    """Images (n, C, H, W) in [-1, 1] tiled row by row, `cols` to a row, into one RGB
+    picture in [0, 1] of shape (rows * (H + 2 border), cols * (W' + 2 border), 3) (W' as
+    in `to_rgb`). Each image sits inside a frame `border` pixels wide in its RGB colour
+    `frames[i]` (white when None); cells past the last image stay white."""
+    tiles = to_rgb(images)
+    n, height, width, _ = tiles.shape
+    rows = max(1, -(-n // cols))
+    cell_h, cell_w = height + 2 * border, width + 2 * border
+    grid = np.ones((rows * cell_h, cols * cell_w, 3))
+    for i, tile in enumerate(tiles):
+        top, left = (i // cols) * cell_h, (i % cols) * cell_w
+        if frames is not None:
+            grid[top:top + cell_h, left:left + cell_w] = frames[i]
+        grid[top + border:top + border + height, left + border:left + border + width] = tile
+    return grid
+
+
+@dataclass(frozen=True)
+class Mosaic:
+    """The view of image samples: each panel a grid of images spread evenly over those
+    given (8 x 8 in a final-samples panel, 4 x 4 in an evolution cell, 6 x 6 in an
+    animation frame), each framed in blue when the oracle counts it high quality and in
+    amber when not, so a panel shows both what the samples look like and how many of
+    them the mode count accepts. Which generator made an image is not marked: the frame
+    colour is the quality."""
+
+    oracle: ModeOracle
+
+    def tiles(self, images: np.ndarray, scale: Scale) -> np.ndarray:
+        side = GRID_SIDES[scale]
+        shown = images[evenly_indices(len(images), side * side)]
+        high_quality = self.oracle.assign(torch.from_numpy(np.ascontiguousarray(shown))).high_quality.numpy()
+        frames = np.where(high_quality[:, None], QUALITY_FRAMES[0], QUALITY_FRAMES[1])
+        return image_grid(shown, side, frames)
+
+    def draw(
+        self, ax: plt.Axes, images: np.ndarray, title: str, scale: Scale = "panel",
+        generators: Generators | None = None,
+    ) -> plt.Artist:
+        """The grid of `images`, returned as the artist an animation updates."""
+        artist = ax.imshow(self.tiles(images, scale), interpolation="antialiased", vmin=0, vmax=1)
+        _bare(ax).set_title(title)
+        return artist
+
+    def update(self, artist: plt.Artist, images: np.ndarray, scale: Scale) -> None:
+        artist.set_data(self.tiles(images, scale))
+
+    def legend(self, fig: plt.Figure, generators: Generators | None = None) -> None:
+        rule = self.oracle.quality_rule
+        _top_legend(fig, [plt.Rectangle((0, 0), 1, 1, fc=QUALITY_FRAMES[0], label=f"frame: high quality ({rule})"),
+                          plt.Rectangle((0, 0), 1, 1, fc=QUALITY_FRAMES[1], label="frame: not high quality")])
+
+
+class View(Protocol):
+    """How sample figures draw samples: `Plane` (points) or `Mosaic` (images)."""
+
+    def draw(self, ax: plt.Axes, samples: np.ndarray, title: str, scale: Scale = "panel",
+             generators: Generators | None = None) -> plt.Artist: ...
+
+    def update(self, artist: plt.Artist, samples: np.ndarray, scale: Scale) -> None:
+        """Show `samples` in place of those `draw` drew (one animation frame)."""
+
+    def legend(self, fig: plt.Figure, generators: Generators | None = None) -> None: ...
+
+
 @styled
-def samples_figure(panels: Sequence[tuple[Plane, np.ndarray, str]], generators: Generators | None = None) -> bytes:
-    """One panel per (plane, samples, title): the final samples of each seed, or of each
-    run; `generators` (one layout for every panel) colours them by generator."""
+def samples_figure(panels: Sequence[tuple[View, np.ndarray, str]], generators: Generators | None = None) -> bytes:
+    """One panel per (view, samples, title): the final samples of each seed, or of each
+    run; `generators` (one layout for every panel) colours points by generator."""
     fig, axes = _grid(len(panels), 4, (3.3, 3.3))
-    for ax, (plane, fake, title) in zip(axes, panels, strict=True):
-        plane.draw(ax, fake, title, generators=generators)
-        ax.set_xlabel(plane.axis_names[0], fontsize=8)
-        ax.set_ylabel(plane.axis_names[1], fontsize=8)
-    _legend(fig, panels[0][0], generators)
+    for ax, (view, fake, title) in zip(axes, panels, strict=True):
+        view.draw(ax, fake, title, "panel", generators)
+    panels[0][0].legend(fig, generators)
     fig.tight_layout()
     return _png(fig)
 
@@ -294,7 +408,7 @@ def _mark_cell(ax: plt.Axes, kinds: Sequence[str], colours: Mapping[str, str]) -
 
 @styled
 def evolution_figure(
-    plane: Plane,
+    view: View,
     frames: Sequence[tuple[int, np.ndarray]],
     seeds: Sequence[int],
     events: Mapping[tuple[int, int], Sequence[str]],
@@ -309,27 +423,27 @@ def evolution_figure(
     for col, (step, samples) in enumerate(frames):
         for row in range(rows):
             ax = axes[row, col]
-            plane.draw(_bare(ax), samples[row], f"step {step}" if row == 0 else "", 1.5, generators)
+            view.draw(_bare(ax), samples[row], f"step {step}" if row == 0 else "", "cell", generators)
             if (step, seeds[row]) in events:
                 _mark_cell(ax, events[step, seeds[row]], colours)
             if col == 0:
                 ax.set_ylabel(f"seed {seeds[row]}")
-    _legend(fig, plane, generators)
+    view.legend(fig, generators)
     fig.tight_layout(pad=0.4)
     return _png(fig)
 
 
 @styled
 def animation_gif(
-    plane: Plane, frames: Sequence[tuple[int, np.ndarray]], seeds: Sequence[int], generators: Generators | None = None
+    view: View, frames: Sequence[tuple[int, np.ndarray]], seeds: Sequence[int], generators: Generators | None = None
 ) -> bytes:
     """The evaluations as an animated GIF, one panel per seed. The still parts are drawn
-    once and each frame only blits the moving points (and their colours) onto them (a few
-    ms a frame)."""
+    once and each frame only blits the moving part (the points, or the image grids) onto
+    them (a few ms a frame)."""
     shown = _evenly(frames, MAX_GIF_FRAMES)
     n = min(len(seeds), MAX_EVOLUTION_SEEDS)
     fig, axes = plt.subplots(1, n, figsize=(2.8 * n, 3.1), squeeze=False, dpi=80)
-    points = [plane.draw(_bare(ax), shown[0][1][i], f"seed {seeds[i]}", 2.5, generators)
+    points = [view.draw(_bare(ax), shown[0][1][i], f"seed {seeds[i]}", "frame", generators)
               for i, ax in enumerate(axes.flat)]
     heading = fig.suptitle(" ")
     fig.tight_layout(rect=(0, 0, 1, 0.92))
@@ -341,7 +455,7 @@ def animation_gif(
     for step, samples in shown:
         fig.canvas.restore_region(still)
         for ax, artist, xy in zip(axes.flat, points, samples, strict=False):
-            artist.set_offsets(plane.project(xy))
+            view.update(artist, xy, "frame")
             artist.set_visible(True)
             ax.draw_artist(artist)
         heading.set_text(f"step {step}")
@@ -387,6 +501,44 @@ def mode_histogram_figure(counts: Sequence[Sequence[int]], weights: np.ndarray, 
 
 
 @styled
+def mode_rank_figure(counts: Sequence[tuple[Sequence[int], Sequence[int]]], weights: np.ndarray,
+                     titles: Sequence[str]) -> bytes:
+    """For more modes than bars can show (Stacked MNIST's 1000 digit triples): each seed's
+    modes ranked by how many samples they got, most first, for every sample (by its nearest
+    mode) and for the high-quality ones, against the counts the true weights expect,
+    ranked alike (for uniform weights a flat line at n / K). `counts` holds per seed
+    (every sample's counts, high-quality counts), each of K modes.
+
+    A generator matching the data follows the dashed line; where a curve meets zero is
+    the number of modes that got a sample; a collapsed seed is a spike on the left. Ranks
+    are on a log scale (the few modes of a collapsed seed stay visible beside the 1000);
+    the y axis is linear up to 1 and logarithmic beyond, so empty modes show as zero.
+    """
+    n = min(len(counts), MAX_PANELS)
+    fig, axes = _grid(n, 4, (3.3, 2.5))
+    k = len(weights)
+    ranks = np.arange(1, k + 1)
+    expected_share = np.sort(weights)[::-1]
+    for ax, (every, high_quality), title in zip(axes, counts, titles, strict=False):
+        ax.plot(ranks, expected_share * np.sum(every), c="#212529", ls="--", lw=1)
+        ax.step(ranks, np.sort(every)[::-1], where="mid", c=FAKE, lw=1.1)
+        ax.step(ranks, np.sort(high_quality)[::-1], where="mid", c=QUALITY_FRAMES[0], lw=1.1)
+        ax.set_xscale("log")
+        ax.set_yscale("symlog", linthresh=1)
+        ax.set_ylim(bottom=0)
+        ax.set_xlim(1, k)
+        ax.set_title(title)
+        ax.set_xlabel("mode rank (most samples first)")
+        ax.grid(alpha=0.25)
+    axes[0].set_ylabel("samples")
+    _top_legend(fig, [plt.Line2D([], [], c=FAKE, label="all samples (nearest mode)"),
+                      plt.Line2D([], [], c=QUALITY_FRAMES[0], label="high-quality samples"),
+                      plt.Line2D([], [], c="#212529", ls="--", label="expected under the true weights")])
+    fig.tight_layout()
+    return _png(fig)
+
+
+@styled
 def tsne_figure(
     real: np.ndarray,
     real_modes: np.ndarray,
@@ -395,10 +547,12 @@ def tsne_figure(
 ) -> bytes:
     """One t-SNE map of real and generated samples together, drawn side by side.
 
-    `fakes` holds (title, samples, nearest mode, high-quality flag) per seed. A joint
-    embedding puts every panel in the same coordinates, so a cluster present in the real
-    panel and absent from a seed's is a dropped mode; points are coloured by their
-    nearest true mode (grey: low quality) and each mode's cluster is labelled.
+    `fakes` holds (title, samples, nearest mode, high-quality flag) per seed; samples are
+    any vectors (points, or an image oracle's classifier features). A joint embedding puts
+    every panel in the same coordinates, so a cluster present in the real panel and absent
+    from a seed's is a dropped mode; points are coloured by their nearest true mode (grey:
+    low quality) and each mode's cluster is labelled. `real_modes` and the fakes' modes
+    may be groups of modes instead (`n_modes` of them), when there are too many to colour.
     """
     flat = [real.reshape(len(real), -1)] + [f[1].reshape(len(f[1]), -1) for f in fakes]
     joint = np.concatenate(flat)
@@ -417,6 +571,31 @@ def tsne_figure(
                     bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "#adb5bd", "alpha": 0.85})
         _bare(ax).set_title(title)
     fig.tight_layout()
+    return _png(fig)
+
+
+# ---- memorisation ----------------------------------------------------------------------
+
+
+@styled
+def nearest_figure(rows: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarray]]) -> bytes:
+    """One panel per (title, generated images (k, C, H, W), their nearest real images,
+    distances (k,)): the generated images in the top row, each one's nearest real image
+    below it, the distance beneath."""
+    k = max(len(r[1]) for r in rows)
+    fig, axes = plt.subplots(len(rows), 1, figsize=(0.75 * k + 0.9, 1.95 * len(rows)), squeeze=False)
+    for ax, (title, fakes, reals, distances) in zip(axes.flat, rows, strict=True):
+        grid = image_grid(np.concatenate([fakes, reals]), len(fakes))
+        ax.imshow(grid, interpolation="antialiased", vmin=0, vmax=1)
+        cell_w, cell_h = grid.shape[1] / len(fakes), grid.shape[0] / 2
+        for j, distance in enumerate(distances):
+            ax.text((j + 0.5) * cell_w, 2 * cell_h, f"{distance:.2f}", ha="center", va="top", fontsize=8)
+        _bare(ax).set_title(title, loc="left", fontsize=8.5)
+        ax.set_yticks([cell_h / 2, 1.5 * cell_h], ["generated", "nearest real"], fontsize=7.5)
+        ax.tick_params(length=0)
+        for spine in ax.spines.values():
+            spine.set_visible(False)
+    fig.tight_layout(h_pad=0.8)
     return _png(fig)
 
 

@@ -28,6 +28,13 @@ from ganscope.train.snapshots import load_snapshot, snapshot_steps
 
 REAL_POINTS = 20_000
 """Real samples behind the density picture: enough for a smooth 2-D histogram."""
+REAL_VALUES = 1 << 22
+"""...and at most this many numbers (16 MB): 20,000 samples of up to 209 numbers, 5,349
+MNIST images, 1,783 Stacked MNIST images, more than the t-SNE map and the grids show."""
+REFERENCE_SAMPLES = 5_000
+"""Real samples the memorisation check searches (`Dataset.reference`): every training
+image of the digits (1,442) and MNIST (4,000) sets; of stacked sets, this many distinct
+digit triples."""
 
 Series = dict[int, tuple[list[int], list[float]]]
 """Per seed: steps and values of one logged quantity."""
@@ -119,10 +126,28 @@ class RunFolder:
     def data(self) -> Dataset:
         return dataset_from_config(self.cfg)
 
+    @property
+    def sample_size(self) -> int:
+        """Numbers in one sample: 2 for planar points, C * H * W for images."""
+        return math.prod(self.data.sample_shape)
+
+    @property
+    def images(self) -> bool:
+        """Whether the samples are images (C, H, W), drawn as pictures, not as points."""
+        return len(self.data.sample_shape) == 3
+
     @cached_property
     def real(self) -> np.ndarray:
         """Real samples from the run's own `report` stream, so pictures are reproducible."""
-        return self.data.sample(REAL_POINTS, make_generator(self.cfg.seed, "report")).numpy()
+        n = min(REAL_POINTS, REAL_VALUES // self.sample_size)
+        return self.data.sample(n, make_generator(self.cfg.seed, "report")).numpy()
+
+    @cached_property
+    def reference(self) -> np.ndarray:
+        """The real set a generated sample's nearest real one is sought in: the data's
+        metric reference (no sample twice) of at most `REFERENCE_SAMPLES`, drawn from the
+        `report` stream's second branch."""
+        return self.data.reference(REFERENCE_SAMPLES, make_generator(self.cfg.seed, "report", 1)).numpy()
 
     @cached_property
     def final(self) -> np.ndarray:
