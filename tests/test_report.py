@@ -233,9 +233,11 @@ window.addEventListener("load", () => {
 </script>"""
 
 
-def test_report_renders_in_headless_chromium(chromium: str, ring_run: Path, tmp_path: Path) -> None:
+def render_in_chromium(chromium: str, page: Path, tmp_path: Path) -> dict:
+    """What headless Chromium made of `page` (`PROBE`: each image's decoded width, errors,
+    section titles); fails when the page did not render or wrote to the browser console."""
     probed = tmp_path / "probed.html"
-    probed.write_text((ring_run / REPORT).read_text().replace("<head>", "<head>" + PROBE, 1))
+    probed.write_text(page.read_text().replace("<head>", "<head>" + PROBE, 1))
     result = subprocess.run(
         [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--no-first-run", "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
@@ -244,8 +246,13 @@ def test_report_renders_in_headless_chromium(chromium: str, ring_run: Path, tmp_
     )
     found = re.search(r'<pre id="gs-probe">(.*?)</pre>', result.stdout, re.DOTALL)
     assert found, f"chromium did not render the page (exit {result.returncode}): {result.stderr[-2000:]}"
-    probe = json.loads(html.unescape(found.group(1)))
+    assert not re.findall(r".*:CONSOLE[:(].*", result.stderr)  # nothing reached the browser console
+    return json.loads(html.unescape(found.group(1)))
+
+
+
+def test_report_renders_in_headless_chromium(chromium: str, ring_run: Path, tmp_path: Path) -> None:
+    probe = render_in_chromium(chromium, ring_run / REPORT, tmp_path)
     assert len(probe["widths"]) == 5 and all(w > 0 for w in probe["widths"]), probe["widths"]
     assert probe["errors"] == []
-    assert not re.findall(r".*:CONSOLE[:(].*", result.stderr)  # nothing reached the browser console
     assert {"Seeds", "Events", "Samples", "Modes", "Curves"} <= set(probe["sections"])

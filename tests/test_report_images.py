@@ -4,10 +4,8 @@ t-SNE pictures in the oracle's terms, the memorisation check, and the page in a 
 from __future__ import annotations
 
 import html
-import json
 import math
 import re
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +16,7 @@ from PIL import Image
 import ganscope
 from ganscope.report import REPORT, figures, single
 from ganscope.report.runs import RunFolder
-from tests.test_report import PROBE, chromium, data_uris_only  # noqa: F401 (chromium is a fixture)
+from tests.test_report import chromium, data_uris_only, render_in_chromium  # noqa: F401 (chromium is a fixture)
 
 PICTURES = ("samples.png", "evolution.png", "training.gif", "nearest.png", "modes.png", "tsne.png", "curves.png")
 
@@ -131,23 +129,6 @@ def test_many_modes_are_ranked_with_the_protocols_numbers(image_run: Path, monke
     assert picture.title == "Samples per mode, modes ranked"
     assert "KL(sample histogram || true weights)" in picture.caption
     assert picture.content.startswith(b"\x89PNG")
-
-
-def render_in_chromium(chromium: str, page: Path, tmp_path: Path) -> dict:
-    """What headless Chromium made of `page` (`PROBE`: each image's decoded width, errors,
-    section titles); fails when the page did not render or wrote to the browser console."""
-    probed = tmp_path / "probed.html"
-    probed.write_text(page.read_text().replace("<head>", "<head>" + PROBE, 1))
-    result = subprocess.run(
-        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--no-first-run", "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
-         "--enable-logging=stderr", "--v=0", "--virtual-time-budget=5000", "--dump-dom", probed.as_uri()],
-        capture_output=True, text=True, timeout=180, check=False,
-    )
-    found = re.search(r'<pre id="gs-probe">(.*?)</pre>', result.stdout, re.DOTALL)
-    assert found, f"chromium did not render the page (exit {result.returncode}): {result.stderr[-2000:]}"
-    assert not re.findall(r".*:CONSOLE[:(].*", result.stderr)  # nothing reached the browser console
-    return json.loads(html.unescape(found.group(1)))
 
 
 def test_image_report_renders_in_headless_chromium(

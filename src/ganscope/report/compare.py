@@ -14,7 +14,7 @@ import numpy as np
 import yaml
 
 from ganscope.report import figures
-from ganscope.report.figures import Line, Panel, Plane
+from ganscope.report.figures import Line, Mosaic, Panel, Plane
 from ganscope.report.page import Picture, document, esc, figure, mean_std, table
 from ganscope.report.runs import RunFolder, Series
 from ganscope.report.single import seed_title
@@ -27,11 +27,13 @@ def write_comparison(run_dirs: Sequence[Path], out: Path) -> Path:
     """Write the comparison page of `run_dirs` to `out`; returns `out`."""
     runs = [RunFolder.load(d) for d in run_dirs]
     names = run_names(runs)
+    images = any(r.images for r in runs)
     samples = Picture(
         "samples.png", "Final samples, first seed of each run",
-        "Generated samples (orange) over each run's real density (blue), true modes marked.",
-        figures.samples_figure([(Plane.fit(r.real, r.data.oracle, [r.final[:1]]), r.final[0],
-                                 f"{name}\n{seed_title(r.seeds[0], r.summary['scores'][0])}")
+        "Generated images of each run, framed blue when the oracle counts them high quality, amber when not."
+        if images else "Generated samples (orange) over each run's real density (blue), true modes marked.",
+        figures.samples_figure([(Mosaic(r.data.oracle) if r.images else Plane.fit(r.real, r.data.oracle, [r.final[:1]]),
+                                 r.final[0], f"{name}\n{seed_title(r.seeds[0], r.summary['scores'][0])}")
                                 for r, name in zip(runs, names, strict=True)]),
     )
     curves = Picture(
