@@ -3,7 +3,9 @@ trains, records, renders, skips what is done and resumes what was interrupted.""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import re
 from pathlib import Path
 
@@ -15,16 +17,20 @@ from ganscope.config import load_config
 from ganscope.train.run import Run
 
 
-@pytest.mark.parametrize("budget", sorted(bench.BUDGETS))
-@pytest.mark.parametrize("protocol", sorted(bench.PROTOCOLS))
-@pytest.mark.parametrize("method", list(bench.METHODS))
+def _combinations() -> list[tuple[str, str, str]]:
+    """Every (method, protocol, budget) that exists: each protocol's kind's methods and budgets."""
+    return [(m, p, b) for p, protocol in bench.PROTOCOLS.items() for b in protocol.kind.budgets
+            for m in bench.kind_methods(protocol.kind)]
+
+
+@pytest.mark.parametrize("method, protocol, budget", _combinations())
 def test_every_method_builds_for_every_protocol_and_budget(method: str, protocol: str, budget: str,
                                                            tmp_path: Path) -> None:
     """Loading validates each piece and combination; building the run catches what only
     the scheme checks (MAD-GAN's batch must split evenly among its generators)."""
     cfg = bench.method_config(method, protocol, budget, seeds=1)
     assert cfg.data.name == protocol
-    assert cfg.train.eval_samples == bench.SAMPLES_PER_SEED
+    assert cfg.train.eval_samples == bench.PROTOCOLS[protocol].samples_per_seed
     Run(cfg, tmp_path)
 
 
@@ -35,12 +41,39 @@ def test_pacgan_keeps_the_budgets_number_of_packs() -> None:
     assert plain.train.steps == 400_000 and plain.train.seeds == bench.DEFAULT_SEEDS
 
 
+def test_image_jobs_are_dcgans_on_the_stacked_protocol() -> None:
+    jobs = bench.plan("stacked-digits")
+    assert [j.method for j in jobs] == ["gan", "unrolled", "pacgan2", "minibatch", "wgan-gp", "madgan", "mrgan"]
+    cfgs = {j.method: j.cfg for j in jobs}
+    for cfg in cfgs.values():
+        assert (cfg.data.name, cfg.data.size, cfg.train.eval_samples) == ("stacked-digits", 16, 26_000)
+        assert (cfg.generator.name, cfg.discriminator.name, cfg.noise.z_dim) == ("dcgan", "dcgan", 100)
+        assert cfg.seed_list() == [1000, 1001, 1002, 1003, 1004]
+    assert cfgs["gan"].train.batch_size == 64 and cfgs["pacgan2"].train.batch_size == 128  # 64 packs of 2
+    # a gradient penalty cannot go with batch norm in D, which couples a batch's samples
+    assert cfgs["wgan-gp"].discriminator.batch_norm is False and cfgs["gan"].discriminator.batch_norm is True
+    assert "discriminator.batch_norm=false" not in bench.method_overrides("wgan-gp", 64)  # points keep their D
+    paper = bench.method_config("gan", "stacked-mnist", "paper")
+    assert (paper.train.steps, paper.train.batch_size, paper.generator.width, paper.discriminator.width) == (
+        100_000, 64, 64, 64)
+    assert paper.optimizer.generator.lr == 2e-4 and paper.optimizer.generator.betas == (0.5, 0.999)
+    assert paper.train.lr_schedule == "constant" and paper.noise.dist == "uniform"
+
+
+def test_protocol_groups_name_every_protocol_of_a_kind() -> None:
+    assert bench.protocols_named("points") == ["ring", "grid"]
+    assert bench.protocols_named("images") == ["stacked-digits", "stacked-mnist"]
+    assert bench.protocols_named("all") == ["ring", "grid", "stacked-digits", "stacked-mnist"]
+    assert [(j.protocol, j.method) for j in bench.plan("all", ["gan"], seeds=1)] == [
+        ("ring", "gan"), ("grid", "gan"), ("stacked-digits", "gan"), ("stacked-mnist", "gan")]
+
+
 @pytest.fixture
 def tiny_budget(monkeypatch: pytest.MonkeyPatch) -> str:
     """The cpu budget with tiny networks, so a smoke benchmark takes seconds."""
-    cpu = bench.BUDGETS["cpu"]
+    cpu = bench.POINTS.budgets["cpu"]
     small = ("generator.hidden=16", "generator.depth=2", "discriminator.hidden=16", "discriminator.depth=2")
-    monkeypatch.setitem(bench.BUDGETS, "tiny", bench.Budget("tiny", None, cpu.overrides + small, "for tests"))
+    monkeypatch.setitem(bench.POINTS.budgets, "tiny", bench.Budget("tiny", None, cpu.overrides + small, "for tests"))
     return "tiny"
 
 
@@ -54,7 +87,7 @@ def test_smoke_benchmark_writes_table_and_skips_finished_entries(tiny_budget: st
         ("gan", "ring", 2, 30), ("pacgan2", "ring", 2, 30)]
     assert [e["seeds"] for e in entries] == [[1000, 1001]] * 2  # evaluation seeds unless told otherwise
     for e in entries:
-        assert [s["n_samples"] for s in e["scores"]] == [bench.SAMPLES_PER_SEED] * 2
+        assert [s["n_samples"] for s in e["scores"]] == [bench.POINT_SAMPLES] * 2
         assert e["wall_time_s"] > 0 and e["resumed_from_step"] == 0
     table = (tmp_path / bench.MARKDOWN_NAME).read_text()
     assert out.startswith(table)
@@ -146,11 +179,77 @@ def test_interrupted_population_resumes_from_its_checkpoint(tiny_budget: str, tm
 
 @pytest.mark.parametrize("argv, message", [
     (["ring", "--methods", "gan", "nope"], "unknown method 'nope'; valid: gan, gan-minimax, unrolled"),
-    (["square"], "unknown protocol 'square'; valid: ring, grid, all"),
-    (["all", "--budget", "gpu"], "unknown budget 'gpu'; valid: cpu, cpu-long, paper"),
+    (["square"], "unknown protocol 'square'; valid: ring, grid, stacked-digits, stacked-mnist, points, images, all"),
+    (["all", "--budget", "gpu"], "unknown budget 'gpu' for the points protocols (ring, grid); valid: cpu, cpu-long, "
+                                 "paper"),
+    (["images", "--budget", "cpu-long"], "unknown budget 'cpu-long' for the images protocols (stacked-digits, "
+                                         "stacked-mnist); valid: cpu, paper"),
+    (["stacked-digits", "--methods", "gan", "hinge"], "method 'hinge' does not apply to the images protocols "
+     "(stacked-digits, stacked-mnist); valid there: gan, unrolled, pacgan2, minibatch, wgan-gp, madgan, mrgan"),
+    (["all", "--methods", "ebgan"], "method 'ebgan' does not apply to the images protocols"),
 ])
 def test_unknown_names_exit_2_with_one_line(argv: list[str], message: str, tmp_path: Path, capsys) -> None:
     assert main(["bench", *argv, "-o", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("ganscope: ") and message in err[0]
     assert not any(tmp_path.iterdir())
+
+
+@pytest.fixture
+def tiny_images(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The image cpu budget with tiny DCGANs, on stacked 8x8 digits scored by a 4-epoch
+    oracle (trained into a temporary cache) on 300 samples per seed: seconds, not minutes."""
+    monkeypatch.setenv("GANSCOPE_CACHE", str(tmp_path_factory.mktemp("oracle-cache")))
+    small = ("generator.width=8", "discriminator.width=8", "noise.z_dim=8", "train.batch_size=16")
+    cpu = bench.IMAGES.budgets["cpu"]
+    monkeypatch.setitem(bench.IMAGES.budgets, "tiny", bench.Budget("tiny", None, cpu.overrides + small, "for tests"))
+    stacked = bench.PROTOCOLS["stacked-digits"]
+    monkeypatch.setitem(bench.PROTOCOLS, "stacked-digits", dataclasses.replace(
+        stacked, overrides=(*stacked.overrides, "data.size=8", "data.classifier_epochs=4"), samples_per_seed=300))
+    return "tiny"
+
+
+def test_smoke_image_population_renders_the_stacked_table(tiny_images: str, tmp_path: Path) -> None:
+    jobs = bench.plan("stacked-digits", ["gan", "wgan-gp"], tiny_images, seeds=2, steps=4)
+    result = bench.run_benchmark(jobs, tmp_path, progress=False)
+    assert (result.ran, result.skipped) == (2, 0)
+    entries = json.loads((tmp_path / bench.JSON_NAME).read_text())["entries"]
+    assert [(e["method"], e["protocol"], e["n_modes"], e["seeds"]) for e in entries] == [
+        ("gan", "stacked-digits", 1000, [1000, 1001]), ("wgan-gp", "stacked-digits", 1000, [1000, 1001])]
+    assert "`discriminator.batch_norm=false`" in (tmp_path / bench.MARKDOWN_NAME).read_text()
+    table = (tmp_path / bench.MARKDOWN_NAME).read_text()
+    for e in entries:
+        protocol = [s["protocol"] for s in e["scores"]]
+        assert [p["n_samples"] for p in protocol] == [300, 300]
+        assert 1 <= min(p["modes"] for p in protocol) <= 300
+        modes, kl = [p["modes"] for p in protocol], [p["kl"] for p in protocol]
+        # the cells: mean ± sample std of the protocol numbers, then the worst seed's
+        assert e["protocol_modes_mean"] == pytest.approx(sum(modes) / 2)
+        cells = (f"| {sum(modes) / 2:.1f} ± {abs(modes[0] - modes[1]) / math.sqrt(2):.1f} | "
+                 f"{sum(kl) / 2:.3f} ± {abs(kl[0] - kl[1]) / math.sqrt(2):.3f} | ")
+        assert f"| **{e['method']}** | ganscope, ± std | 1000-1001 {cells}" in table, e["method"]
+        assert f"| {min(modes)} / {max(kl):.3f} |" in table
+    accuracy = entries[0]["scores"][0]["protocol"]["oracle_held_out_accuracy"]
+    assert (f"#### stacked-digits (1000 modes, 300 samples per seed; modes read by the oracle CNN, held-out accuracy "
+            f"{100 * accuracy:.1f}%)") in table
+    assert "| method | source | seeds | modes (all samples) | KL (all samples) | HQ % | worst seed: modes / KL | " \
+           "wall time |" in table
+    for published in ("| DCGAN | VEEGAN Table 2, mean | — | 99 | 3.4 | — | — | — |",
+                      "| PacDCGAN2 | PacGAN Table 2, ± as printed | 10 runs | 1000 ± 0 | 0.06 ± 0.003 | — | — |",
+                      "| GDPP-GAN | GDPP Table 3, mean | — | 1000 | 0.135 | — | — | — |"):
+        assert published in table
+    assert "the published rows give scale only" in table and "ring" not in table.split("\n")[0]
+    assert "Goal: 1000 modes and KL <= 0.05 on every seed with the best method. Reached by: no row here." in table
+    assert "### Image protocols: tiny budget, 4 steps" in table and "4 steps instead of the budget's 600" in table
+    assert "| HQ % | reverse KL |" not in table  # no 2-D table, and no 2-D budgets listed
+    assert "2-D point protocols, `cpu`" not in table and "Image protocols, `paper` (**not run here**)" in table
+
+
+def test_goal_is_reached_only_when_every_seed_has_every_mode_and_a_small_kl() -> None:
+    def seed(modes: int, kl: float) -> dict[str, object]:
+        return {"protocol": {"modes": modes, "kl": kl}}
+
+    reached = bench.IMAGES.goal.reached
+    assert reached([seed(1000, 0.05), seed(1000, 0.01)])
+    assert not reached([seed(1000, 0.01), seed(999, 0.01)])
+    assert not reached([seed(1000, 0.051), seed(1000, 0.01)])
