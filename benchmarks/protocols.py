@@ -2,7 +2,7 @@
 """The whole ring/grid protocol table: every method of `ganscope.bench` x ring and grid,
 5 seeds each, cpu budget, into benchmarks/results/protocols.json and protocols.md.
 
-It is `ganscope bench all --out benchmarks/results` (same code, same options): the
+It is `ganscope bench points --out benchmarks/results` (same code, same options): the
 table lives in the repository beside the other benchmark results, and a rerun skips the
 (method, protocol, budget, seeds, steps, first seed) entries already in protocols.json,
 so the hours the cpu budget takes can be spread over several sessions; Ctrl-C saves the
@@ -25,4 +25,4 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 if __name__ == "__main__":
     # Later options win in argparse, so the caller's own --out, --seeds, ... override these.
-    sys.exit(main(["bench", "all", "--out", str(RESULTS), "--seeds", "5", "--budget", "cpu", *sys.argv[1:]]))
+    sys.exit(main(["bench", "points", "--out", str(RESULTS), "--seeds", "5", "--budget", "cpu", *sys.argv[1:]]))

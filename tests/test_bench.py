@@ -240,7 +240,7 @@ def test_smoke_image_population_renders_the_stacked_table(tiny_images: str, tmp_
         assert published in table
     assert "the published rows give scale only" in table and "ring" not in table.split("\n")[0]
     assert "Goal: 1000 modes and KL <= 0.05 on every seed with the best method. Reached by: no row here." in table
-    assert "### Image protocols: tiny budget, 4 steps" in table and "4 steps instead of the budget's 600" in table
+    assert "### Image protocols: tiny budget, 4 steps" in table and "4 steps instead of the budget's 2,000" in table
     assert "| HQ % | reverse KL |" not in table  # no 2-D table, and no 2-D budgets listed
     assert "2-D point protocols, `cpu`" not in table and "Image protocols, `paper` (**not run here**)" in table
 

@@ -29,6 +29,16 @@ class ModeAssignment:
     high_quality: torch.Tensor  # (N,) bool
 
 
+@dataclass(frozen=True)
+class Reading:
+    """What an oracle reads off a sample set: its modes and its features (`embed`), from
+    one pass where the oracle can (a classifier's features feed its head), so an
+    evaluation that scores, monitors and measures diversity classifies each sample once."""
+
+    assignment: ModeAssignment
+    features: torch.Tensor  # (N, D)
+
+
 class ProtocolScore(Protocol):
     """A protocol's own numbers, reported beside `score_modes`'s."""
 
@@ -65,6 +75,10 @@ class ModeOracle(ABC):
         samples (near-duplicates, spreads). Points are their own features; an image oracle
         uses its classifier's features, where distances follow content, not pixels."""
         return samples.reshape(len(samples), -1)
+
+    def read(self, samples: torch.Tensor) -> Reading:
+        """`assign` and `embed` of the same samples together."""
+        return Reading(self.assign(samples), self.embed(samples))
 
     def protocol_score(self, mode_counts: torch.Tensor) -> ProtocolScore | None:
         """Numbers the data's protocol defines beyond `score_modes`, from every sample's

@@ -30,6 +30,7 @@ import json
 import math
 import os
 import time
+from abc import abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -42,7 +43,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 
-from ganscope.data.base import ModeAssignment, ModeOracle
+from ganscope.data.base import ModeAssignment, ModeOracle, Reading
 from ganscope.errors import DataError
 
 if TYPE_CHECKING:
@@ -306,8 +307,24 @@ class ClassifierOracle(ModeOracle):
 
     def classify(self, samples: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Predicted class and its probability for every part: two (N, parts) tensors."""
-        confidence, predicted = self.classifier.probabilities(self._split_parts(samples)).max(1)
-        return predicted.reshape(len(samples), self.parts), confidence.reshape(len(samples), self.parts)
+        return self._classes(self.classifier.probabilities(self._split_parts(samples)), len(samples))
+
+    def _classes(self, probabilities: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        confidence, predicted = probabilities.max(1)
+        return predicted.reshape(n, self.parts), confidence.reshape(n, self.parts)
+
+    @abstractmethod
+    def assignment(self, predicted: torch.Tensor, confidence: torch.Tensor) -> ModeAssignment:
+        """Modes and quality from every part's predicted class and confidence (N, parts)."""
+
+    def assign(self, samples: torch.Tensor) -> ModeAssignment:
+        return self.assignment(*self.classify(samples))
+
+    def read(self, samples: torch.Tensor) -> Reading:
+        """One pass of the classifier: its features, then its head on them."""
+        features = in_chunks(self.classifier.net.body, self._split_parts(samples))
+        probabilities = in_chunks(self.classifier.net.head, features).softmax(dim=1)
+        return Reading(self.assignment(*self._classes(probabilities, len(samples))), features.reshape(len(samples), -1))
 
     def features(self, samples: torch.Tensor) -> torch.Tensor:
         """The classifier's hidden-layer features of each part, concatenated: (N, parts * hidden)."""
@@ -355,8 +372,7 @@ class ClassOracle(ClassifierOracle):
     def weights(self) -> torch.Tensor:
         return self._weights
 
-    def assign(self, samples: torch.Tensor) -> ModeAssignment:
-        predicted, confidence = self.classify(samples)
+    def assignment(self, predicted: torch.Tensor, confidence: torch.Tensor) -> ModeAssignment:
         return ModeAssignment(mode=predicted[:, 0], high_quality=confidence[:, 0] >= self.confidence)
 
 
@@ -377,8 +393,7 @@ class StackedDigitOracle(ClassifierOracle):
     def weights(self) -> torch.Tensor:
         return torch.full((N_CLASSES**3,), 1.0 / N_CLASSES**3, dtype=torch.float64)
 
-    def assign(self, samples: torch.Tensor) -> ModeAssignment:
-        digit, confidence = self.classify(samples)
+    def assignment(self, digit: torch.Tensor, confidence: torch.Tensor) -> ModeAssignment:
         place = torch.tensor([N_CLASSES**2, N_CLASSES, 1])
         return ModeAssignment(mode=(digit * place).sum(dim=1), high_quality=(confidence >= self.confidence).all(dim=1))
 

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from ganscope.data import ModeOracle
+from ganscope.data import ModeOracle, Reading
 
 
 @dataclass(frozen=True)
@@ -55,11 +55,12 @@ def reverse_kl(counts: torch.Tensor, weights: torch.Tensor) -> float:
     return float((p_hat[mask] * (p_hat[mask] / weights.double()[mask]).log()).sum())
 
 
-def score_modes(samples: torch.Tensor, oracle: ModeOracle) -> ModeScore:
-    """Score one sample set (N, *sample_shape)."""
+def score_modes(samples: torch.Tensor, oracle: ModeOracle, reading: Reading | None = None) -> ModeScore:
+    """Score one sample set (N, *sample_shape); `reading` is the oracle's, when it has
+    read these samples already."""
     if samples.shape[0] == 0:
         raise ValueError("no samples to score")
-    assignment = oracle.assign(samples)
+    assignment = reading.assignment if reading is not None else oracle.assign(samples)
     counts = torch.bincount(assignment.mode[assignment.high_quality], minlength=oracle.n_modes)
     nearest = torch.bincount(assignment.mode, minlength=oracle.n_modes)
     protocol = oracle.protocol_score(nearest)

@@ -26,7 +26,7 @@ import torch
 import yaml
 
 from ganscope.config import PIECE_LIST_REGISTRIES, PIECE_REGISTRIES, Config, piece_params
-from ganscope.data import Dataset
+from ganscope.data import Dataset, Reading
 from ganscope.metrics.features import near_duplicate_threshold
 from ganscope.metrics.neighbours import nearest_neighbour_distances
 from ganscope.monitor.detectors import (
@@ -108,38 +108,37 @@ class Diversity:
         self.seed = seed
         self._reference: dict[int, Reference] = {}
 
-    def _spreads(self, samples: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-        assignment = self.data.oracle.assign(samples)
-        flat = self.data.oracle.embed(samples)
-        return mode_spreads(flat, assignment.mode, assignment.high_quality, self.data.oracle.n_modes)
+    def _spreads(self, reading: Reading) -> tuple[np.ndarray, np.ndarray]:
+        assignment = reading.assignment
+        return mode_spreads(reading.features, assignment.mode, assignment.high_quality, self.data.oracle.n_modes)
 
     def reference(self, n: int) -> Reference:
         """The statistics of the real reference set for n samples (`Dataset.reference`: the
         real points without repeats, fewer than n when a data file holds fewer)."""
         if n not in self._reference:
-            real = self.data.reference(n, make_generator(self.seed, "eval", 0, n))
-            embedded = self.data.oracle.embed(real)
-            flat = embedded[:MAX_DUPLICATE_SAMPLES]
+            real = self.data.oracle.read(self.data.reference(n, make_generator(self.seed, "eval", 0, n)))
+            flat = real.features[:MAX_DUPLICATE_SAMPLES]
             threshold = near_duplicate_threshold(flat, self.quantile)
-            self._reference[n] = Reference(threshold, len(flat), *self._spreads(real), global_spread(embedded))
+            self._reference[n] = Reference(threshold, len(flat), *self._spreads(real), global_spread(real.features))
         return self._reference[n]
 
-    def measure(self, samples: torch.Tensor) -> dict[str, float]:
-        """The three statistics of one seed's samples (n, *sample_shape); NaN when unmeasurable."""
+    def measure(self, samples: torch.Tensor, reading: Reading | None = None) -> dict[str, float]:
+        """The three statistics of one seed's samples (n, *sample_shape); NaN when
+        unmeasurable. `reading` is the oracle's of these samples, when it has one."""
         n = len(samples)
         if n < 2:
             return {"duplicate_fraction": math.nan, "spread_ratio": math.nan, "global_spread_ratio": math.nan}
         threshold, compared, real_spread, real_count, real_global = self.reference(n)
-        embedded = self.data.oracle.embed(samples)
-        flat = embedded[:compared]
+        reading = reading or self.data.oracle.read(samples)
+        flat = reading.features[:compared]
         duplicates = (nearest_neighbour_distances(flat, 1)[:, 0] <= threshold).double().mean().item()
-        spread, count = self._spreads(samples)
+        spread, count = self._spreads(reading)
         usable = (count >= MIN_MODE_SAMPLES) & (real_count >= MIN_MODE_SAMPLES) & (real_spread > 0)
         ratio = (
             float((count[usable] * spread[usable] / real_spread[usable]).sum() / count[usable].sum())
             if usable.any() else math.nan
         )
-        overall = global_spread(embedded) / real_global if real_global > 0 else math.nan
+        overall = global_spread(reading.features) / real_global if real_global > 0 else math.nan
         return {"duplicate_fraction": duplicates, "spread_ratio": ratio, "global_spread_ratio": overall}
 
 
@@ -332,12 +331,13 @@ class Monitor:
         #: (seed, kind) whose condition held when last judged: what is true at the end.
         self.current: set[tuple[int, str]] = set()
 
-    def measure(self, samples: torch.Tensor) -> list[dict[str, float]]:
+    def measure(self, samples: torch.Tensor, readings: Sequence[Reading] | None = None) -> list[dict[str, float]]:
         """Diversity statistics per seed of (S, n, *sample_shape) samples, to add to the
-        eval records before they are logged and observed."""
+        eval records before they are logged and observed; `readings` are the oracle's of
+        each seed's samples, when it has them."""
         if self.diversity is None:
             return [{} for _ in samples]
-        return [self.diversity.measure(s) for s in samples]
+        return [self.diversity.measure(s, r) for s, r in zip(samples, readings or [None] * len(samples), strict=True)]
 
     def observe(self, records: Iterable[dict[str, Any]]) -> list[Event]:
         """Take records in log order; return the events (started and ended) they cause.

@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NamedTuple, NoReturn
 
 import numpy as np
 import torch
@@ -41,7 +41,7 @@ from ganscope.config import (
     piece_params,
     read_yaml,
 )
-from ganscope.data import evaluation_size
+from ganscope.data import Reading, evaluation_size
 from ganscope.devices import configure_backends
 from ganscope.errors import CheckpointError, ConfigError, GanscopeError
 from ganscope.metrics.modes import ModeScore, population_summary, score_modes
@@ -69,6 +69,14 @@ SAMPLES = "samples.npy"
 #: Marks the records that say why and where a run rolled back; the rollbacks that follow
 #: from the same checkpoint keep them.
 ROLLED_BACK = "rolled_back_to"
+
+
+class Evaluated(NamedTuple):
+    """One evaluation: per-seed scores, the (S, n, ...) samples, the oracle's readings."""
+
+    scores: list[ModeScore]
+    samples: torch.Tensor
+    readings: list[Reading]
 
 
 class Interrupted(GanscopeError):
@@ -184,6 +192,8 @@ class Run:
         self.rollbacks = 0
         #: The `train` section the run folder held before `open` applied overrides.
         self.previous_train: TrainConfig | None = None
+        #: The latest evaluation, keyed by (step, samples per seed, noise key).
+        self._last_read: tuple[tuple[int, int, int], Evaluated] | None = None
 
     # ---- creating and reopening run folders -------------------------------------------
 
@@ -275,6 +285,7 @@ class Run:
                 f"{where} does not match this run's networks ({str(err).splitlines()[0]}); "
                 f"put back this run's own checkpoint or train a new run"
             ) from None
+        self._last_read = None  # other weights now, maybe at a step already evaluated
         self.step = int(state["step"])
         self.window = {k: v.to(self.parts.device) for k, v in state["window"].items()}
         self.window_count = int(state["window_count"])
@@ -342,8 +353,23 @@ class Run:
 
     def evaluate(self, n: int | None = None, key: int | None = None) -> tuple[list[ModeScore], torch.Tensor]:
         """Scores of (S, n, ...) samples, which come back on the CPU, where the oracle reads them."""
-        samples = self.sample(n or evaluation_size(self.cfg, self.parts.data), key).cpu()
-        return [score_modes(s, self.parts.data.oracle) for s in samples], samples
+        scores, samples, _ = self._read_samples(n, key)
+        return scores, samples
+
+    def _read_samples(self, n: int | None = None, key: int | None = None) -> Evaluated:
+        """`evaluate` with the oracle's reading of each seed's samples, which the monitor
+        reuses: an image oracle classifies each sample once per evaluation. The last one is
+        kept, so that `finish` does not draw and classify the same samples again."""
+        n = n or evaluation_size(self.cfg, self.parts.data)
+        key = self.step if key is None else key
+        if self._last_read is not None and self._last_read[0] == (self.step, n, key):
+            return self._last_read[1]
+        samples = self.sample(n, key).cpu()
+        readings = [self.parts.data.oracle.read(s) for s in samples]
+        evaluated = Evaluated([score_modes(s, self.parts.data.oracle, r) for s, r in zip(samples, readings)],
+                              samples, readings)
+        self._last_read = ((self.step, n, key), evaluated)
+        return evaluated
 
     def verdict(self, scores: list[ModeScore]) -> str:
         name = self.parts.data.name
@@ -504,9 +530,9 @@ class Run:
 
     def _evaluate_and_log(self, monitor: Monitor, board: TensorBoard, bar: tqdm) -> Event | None:
         """Score every seed, keep a snapshot, log and monitor; the event to stop on, if any."""
-        scores, samples = self.evaluate()
+        scores, samples, readings = self._read_samples()
         save_snapshot(self.run_dir, self.step, samples)  # the report's per-evaluation pictures
-        records = self._eval_records(scores, monitor.measure(samples))
+        records = self._eval_records(scores, monitor.measure(samples, readings))
         self.log.append(records)
         board.scalars(records)
         events = monitor.observe(records)
