@@ -140,7 +140,7 @@ class DCGANGenerator(nn.Module):
 
     @staticmethod
     def normalised_relu(n_seeds: int, channels: int, batch_norm: bool) -> list[nn.Module]:
-        return [*([PopBatchNorm2d(n_seeds, channels)] if batch_norm else []), nn.ReLU(inplace=True)]
+        return [*([PopBatchNorm2d(n_seeds, channels)] if batch_norm else []), nn.ReLU()]
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.out(self.body(z))
@@ -173,7 +173,7 @@ class DCGANDiscriminator(Discriminator):
             layers.append(spectrally_normalised(conv, p.spectral_norm))
             if normalised:
                 layers.append(PopBatchNorm2d(n_seeds, c_out))
-            layers.append(nn.LeakyReLU(LEAKY_SLOPE, inplace=True))
+            layers.append(nn.LeakyReLU(LEAKY_SLOPE))
         body = nn.Sequential(*layers, nn.Flatten(2))
         coupled = any(isinstance(layer, PopBatchNorm2d) for layer in layers)
         super().__init__(body, widths[-1] * (side >> stages) ** 2, n_seeds, n_outputs, extensions, coupled)
