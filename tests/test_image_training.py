@@ -110,7 +110,7 @@ def test_devices_resolve_and_a_missing_gpu_is_one_line() -> None:
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
     with pytest.raises(ConfigError, match=r"^train.device=cuda:1 but PyTorch sees no CUDA device here .*"
-                                          r"use -s train.device=cpu or auto$"):
+                                          r"use the device cpu or auto \(-s train.device=..., or --device for eval and sample\)$"):
         resolve_device("cuda:1")
 
 
@@ -118,6 +118,20 @@ def test_devices_resolve_and_a_missing_gpu_is_one_line() -> None:
 def test_unknown_devices_are_refused_when_the_config_loads(bad: str) -> None:
     with pytest.raises(ConfigError, match=f"unknown device '{bad}'; use auto, cpu, cuda or cuda:N"):
         ganscope.load_config(overrides=[f"train.device={bad}"])
+
+
+def test_a_run_is_evaluated_and_sampled_where_asked_leaving_its_config_alone(tmp_path: Path, capsys) -> None:
+    run_dir = tmp_path / "run"
+    assert main(["train", "-q", "-o", str(run_dir), "-s", *TINY_DCGAN, "train.steps=2", "train.eval_every=2"]) == 0
+    config = (run_dir / "config.yaml").read_text()
+    capsys.readouterr()
+    assert main(["eval", str(run_dir), "--device", "cpu", "-n", "50"]) == 0
+    assert main(["sample", str(run_dir), "--device", "cpu", "-n", "5", "-o", str(tmp_path / "s.npy")]) == 0
+    assert (run_dir / "config.yaml").read_text() == config
+    if not torch.cuda.is_available():
+        capsys.readouterr()
+        assert main(["eval", str(run_dir), "--device", "cuda"]) == 2
+        assert "PyTorch sees no CUDA device here" in capsys.readouterr().err
 
 
 def test_draws_are_the_same_numbers_whatever_the_device_they_are_sent_to() -> None:

@@ -159,7 +159,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from ganscope.metrics.modes import population_summary
     from ganscope.train import Run
 
-    run = Run.open(args.run_dir)
+    run = Run.open(args.run_dir, device=args.device)
     scores, samples = run.evaluate(args.n, key=run.step)
     result = {
         "run": str(args.run_dir),
@@ -296,7 +296,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
     output_file(args.out, "samples.npy")
     png = args.out.suffix.lower() == ".png"
-    run = Run.open(args.run_dir)
+    run = Run.open(args.run_dir, device=args.device)
     seeds = run.parts.seeds
     if args.seed is not None and args.seed not in seeds:
         raise ConfigError(f"seed {args.seed} is not in this run's population {seeds}; choose one of them with --seed")
@@ -405,6 +405,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         return p
 
+    def device_option(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--device", default="auto",
+                       help="where to run the generator: auto (CUDA when available, else the CPU; default), cpu, "
+                       "cuda, cuda:N; the run folder's own train.device is left as it is")
+
     def metric_option(p: argparse.ArgumentParser) -> None:
         p.add_argument("-m", "--metric", action="append", default=[], metavar="NAME",
                        help="also a feature-space metric against real samples (prdc, ndb, frechet, birthday)")
@@ -441,6 +446,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "2500 on the 2-D protocols, 26000 on Stacked MNIST)")
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
     metric_option(p)
+    device_option(p)
 
     p = add("score", cmd_score, "score samples from any generator against a dataset's modes")
     p.add_argument("--data", required=True, help="dataset name (ring, grid, ...) or a .npy/.npz/.csv file of real points")
@@ -463,6 +469,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="which seed of the population (default: the first)")
     p.add_argument("--all-seeds", action="store_true", help="write (seeds, n, ...) for the whole population")
     p.add_argument("--key", type=non_negative_int, default=0, help="noise key: the same key draws the same samples")
+    device_option(p)
 
     p = add("report", cmd_report, "write a run's self-contained HTML report, or compare several runs side by side")
     p.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR")

@@ -22,7 +22,8 @@ def resolve_device(name: str) -> torch.device:
         if not torch.cuda.is_available():
             raise ConfigError(
                 f"train.device={name} but PyTorch sees no CUDA device here (torch {torch.__version__}, "
-                f"CUDA build: {torch.version.cuda or 'no'}); use -s train.device=cpu or auto"
+                f"CUDA build: {torch.version.cuda or 'no'}); use the device cpu or auto (-s train.device=..., or --device "
+                f"for eval and sample)"
             )
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise ConfigError(

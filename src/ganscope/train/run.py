@@ -213,8 +213,10 @@ class Run:
         return run
 
     @classmethod
-    def open(cls, run_dir: Path, overrides: list[str] | None = None) -> Run:
-        """Reopen a run at its last checkpoint; only `train.*` keys may be overridden."""
+    def open(cls, run_dir: Path, overrides: list[str] | None = None, device: str | None = None) -> Run:
+        """Reopen a run at its last checkpoint; only `train.*` keys may be overridden, and
+        they are written back to the folder. `device` places the run for this process only
+        (to evaluate a GPU run on a CPU-only machine, say), leaving the folder's config as it is."""
         run_dir = Path(run_dir)
         if not (run_dir / CONFIG).is_file():
             raise CheckpointError(f"{run_dir} is not a ganscope run folder (no {CONFIG})")
@@ -224,7 +226,8 @@ class Run:
                     f"{'.'.join(path)}: a resumed run keeps its model; only train.* keys may change"
                 )
         saved = read_yaml(run_dir / CONFIG)
-        run = cls(load_config(saved, overrides), run_dir)
+        placed = [f"train.device={device}"] if device is not None else []
+        run = cls(load_config(saved, [*(overrides or []), *placed]), run_dir)
         run.previous_train = load_config(saved).train
         # Killed between writing its config and its step-0 checkpoint, a run has nothing
         # to lose: it starts from step 0. Past that, a missing checkpoint is an error.
