@@ -2,8 +2,10 @@
 wrong and missed.
 
 Part 1, constructed streams (`ganscope.monitor.streams`): for every condition, random
-variants (modes, onset, ramp, spreads, rates) on the 2-D ring, each observed by a fresh
-monitor with the default thresholds. Per stream:
+variants (modes, onset, ramp, spreads, rates) on the 2-D ring (`--data ring`) or on digit
+images (`--data digits`: real training images of the chosen classes, repeated when the
+spread shrinks, blends of two classes as low quality, read by the classifier oracle),
+each observed by a fresh monitor with the default thresholds. Per stream:
   right  - the condition's own event was raised at or after its onset;
   missed - it was not;
   wrong  - some other event was raised (apart from those the condition implies: a
@@ -147,9 +149,9 @@ def judge_stream(stream: Stream, events: list[Event]) -> dict[str, Any]:
     }
 
 
-def constructed(variants: int) -> dict[str, dict[str, Any]]:
-    cfg = ganscope.load_config()
-    data = DATASETS.get("ring")(piece_params(cfg, "data"))
+def constructed(variants: int, data_name: str) -> dict[str, dict[str, Any]]:
+    cfg = ganscope.load_config(overrides=[f"data.name={data_name}"])
+    data = DATASETS.get(data_name)(piece_params(cfg, "data"))
     schedule = Schedule()
     table: dict[str, dict[str, Any]] = {}
     for c, condition in enumerate(CONDITIONS):
@@ -269,10 +271,14 @@ def main() -> None:
     parser.add_argument("--variants", type=int, default=20, help="random streams per condition")
     parser.add_argument("--skip-real", action="store_true", help="constructed streams only")
     parser.add_argument("--set", default="all", choices=(*REAL_SEEDS, "all"), help="real runs to train")
+    parser.add_argument("--data", default="ring", choices=("ring", "digits"),
+                        help="data of the constructed streams (results kept per data set)")
     args = parser.parse_args()
     start = time.perf_counter()
-    results: dict[str, Any] = {"constructed": constructed(args.variants)}
-    print_constructed(results["constructed"])
+    results: dict[str, Any] = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
+    key = "constructed" if args.data == "ring" else f"constructed_{args.data}"
+    results[key] = constructed(args.variants, args.data)
+    print_constructed(results[key])
     if not args.skip_real:
         results["real"] = merged(real_runs(args.set))
         print_real(results["real"])

@@ -179,3 +179,21 @@ def test_diversity_in_classifier_features_is_about_one_on_real_images_and_flags_
     assert five["duplicate_fraction"] == 1.0 and five["global_spread_ratio"] > 0.5  # ...though far apart
     one = diversity.measure(real[torch.zeros(1000, dtype=torch.long)])
     assert one["duplicate_fraction"] == 1.0 and one["global_spread_ratio"] < 1e-6
+
+
+@pytest.mark.parametrize("condition", ["healthy", "collapse", "dropping"])
+def test_constructed_digit_image_streams_raise_their_own_event_and_nothing_else(condition: str) -> None:
+    """Real training images standing for a generator's samples (streams.draw_images): the
+    monitor reading the classifier names the condition at or after its onset, and a
+    healthy stream raises nothing."""
+    from ganscope.monitor.streams import Schedule, build_stream
+
+    digits = data("digits")
+    cfg = ganscope.load_config(overrides=["data.name=digits"])
+    monitor = Monitor(cfg, digits)
+    stream = build_stream(condition, monitor, digits, np.random.default_rng([1, 2]), Schedule(samples=1000))
+    started = [(e.kind, e.step) for e in monitor.observe(stream.records) if e.status == "started"]
+    if condition == "healthy":
+        assert started == []
+    else:
+        assert [kind for kind, _ in started] == [condition] and started[0][1] >= stream.onset

@@ -1,10 +1,12 @@
 """Constructed training streams with a known condition, for validating the monitor.
 
 Why: a detector can only be called right or wrong where the truth is known. A stream is
-what the trainer logs for one seed of a run on a Gaussian mixture: a train record every
-`log_every` steps and an eval record every `eval_every`. The eval records come from
-samples drawn around chosen modes with a chosen spread, scored by the dataset's own
-oracle and measured by the monitor's diversity statistics, exactly as in training; the
+what the trainer logs for one seed of a run on a Gaussian mixture or on digit images: a
+train record every `log_every` steps and an eval record every `eval_every`. The eval
+records come from samples drawn around chosen modes with a chosen spread (points), or
+real training images of the chosen classes from a pool of chosen size (images), scored
+by the dataset's own oracle and measured by the monitor's diversity statistics, exactly
+as in training; the
 losses are synthetic series shaped like each condition. Healthy stretches look like a
 converged run (every mode, real spread, losses with noise and a slow drift). Each
 variant draws its modes, onset, spreads and rates at random from one numpy Generator,
@@ -20,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ganscope.data.images import DigitDataset
 from ganscope.data.mixture import GaussianMixture
 from ganscope.metrics.modes import score_modes
 from ganscope.monitor.monitor import Monitor
@@ -96,6 +99,35 @@ def draw(data: GaussianMixture, state: ModeState, n: int, rng: np.random.Generat
     good = centres[modes] + (stds[modes] * state.spread[modes])[:, None] * rng.standard_normal((len(modes), centres.shape[1]))
     low, high = centres.min(axis=0) - 0.5, centres.max(axis=0) + 0.5
     return torch.from_numpy(np.concatenate([good, rng.uniform(low, high, (n_low, centres.shape[1]))])).float()
+
+
+def draw_images(data: DigitDataset, state: ModeState, n: int, rng: np.random.Generator) -> torch.Tensor:
+    """n images standing for a generator in `state`: each picks a mode by the state's
+    weights, and each of the mode's digits (one, or three for stacked data) is a training
+    image of that class from the class's first max(1, spread x its count) images, so a
+    spread below 1 repeats images (diversity lost within the mode), as a collapsed
+    generator's near-copies do. A low-quality sample is the mean of two training images of
+    different classes (a blend the classifier is unsure of); what it reads is scored as
+    in training, so an ambiguous blend may still count."""
+    split, parts = data.split, data.oracle.parts
+    labels = split.train_labels.numpy()
+    n_classes = int(labels.max()) + 1
+    by_class = [np.flatnonzero(labels == c) for c in range(n_classes)]
+    n_low = rng.binomial(n, state.low_quality)
+    modes = rng.choice(len(state.weights), size=n - n_low, p=state.weights / state.weights.sum())
+    digits = np.stack([modes // n_classes ** (parts - 1 - i) % n_classes for i in range(parts)], axis=1)
+    pools = np.clip(np.ceil(np.minimum(state.spread, 1.0)[modes, None] * [[len(c) for c in by_class]]), 1, None)
+    index = np.empty_like(digits)
+    for (i, j), digit in np.ndenumerate(digits):
+        pool = by_class[digit]
+        index[i, j] = pool[rng.integers(min(len(pool), int(pools[i, digit])))]
+    images = split.train_images[:, 0]
+    good = images[torch.from_numpy(index.reshape(-1))].reshape(len(modes), parts, *images.shape[1:])
+    first = rng.integers(len(labels), size=(n_low, parts))
+    second = np.array([[rng.choice(np.flatnonzero(labels != labels[f])) for f in row] for row in first],
+                      dtype=np.int64).reshape(first.shape)
+    low = (images[torch.from_numpy(first.reshape(-1))] + images[torch.from_numpy(second.reshape(-1))]) / 2
+    return torch.cat([good, low.reshape(n_low, parts, *images.shape[1:])]).float()
 
 
 def _spread_out(k: int, chosen: np.ndarray, mass: np.ndarray, rest: float) -> np.ndarray:
@@ -216,7 +248,7 @@ LOSS_SHAPES: dict[str, Callable[[dict[str, np.ndarray], np.ndarray, np.random.Ge
 
 
 def build_stream(
-    condition: str, monitor: Monitor, data: GaussianMixture, rng: np.random.Generator, schedule: Schedule = Schedule()
+    condition: str, monitor: Monitor, data: GaussianMixture | DigitDataset, rng: np.random.Generator, schedule: Schedule = Schedule()
 ) -> Stream:
     """One seed's stream (seed 0 of `monitor`) with `condition` from a random onset."""
     if condition not in CONDITIONS:
@@ -234,7 +266,7 @@ def build_stream(
 
 
 def log_records(
-    states: list[ModeState], losses: dict[str, np.ndarray], monitor: Monitor, data: GaussianMixture,
+    states: list[ModeState], losses: dict[str, np.ndarray], monitor: Monitor, data: GaussianMixture | DigitDataset,
     rng: np.random.Generator, schedule: Schedule,
 ) -> list[dict[str, Any]]:
     """The records the trainer would log for seed 0: the generator in `states[i]` at the
@@ -246,7 +278,7 @@ def log_records(
         if not all(np.isfinite(v[i]) for v in losses.values()):
             break
         if step in evals:
-            samples = draw(data, evals[step], schedule.samples, rng)
+            samples = (draw_images if isinstance(data, DigitDataset) else draw)(data, evals[step], schedule.samples, rng)
             records.append({"step": step, "seed": 0, "kind": "eval", **score_modes(samples, data.oracle).to_dict(),
                             **monitor.measure(samples[None])[0]})
     return records
