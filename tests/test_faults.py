@@ -16,7 +16,6 @@ import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -26,6 +25,7 @@ import ganscope
 import ganscope.report
 from ganscope.cli import main
 from ganscope.errors import CheckpointError
+from ganscope.metrics.modes import ModeScore
 from ganscope.train import Diverged, Run, RunInUse
 from ganscope.train.checkpoint import LOCK, folder_lock
 from ganscope.train.log import MetricsLog
@@ -342,8 +342,9 @@ def test_resume_keeps_what_was_logged_by_its_checkpoint(tiny_overrides) -> None:
 
 
 def test_the_progress_line_shows_every_seed_or_the_population_whole() -> None:
-    def scores(modes: list[int], hq: list[float]) -> list[SimpleNamespace]:
-        return [SimpleNamespace(modes_covered=m, n_modes=8, hq_fraction=h, reverse_kl=0.1) for m, h in zip(modes, hq)]
+    def scores(modes: list[int], hq: list[float]) -> list[ModeScore]:
+        return [ModeScore(n_samples=100, n_modes=8, modes_covered=m, hq_fraction=h, reverse_kl=0.1, counts=[],
+                          nearest_counts=[]) for m, h in zip(modes, hq)]
 
     assert progress_line(scores([8, 7, 8, 6], [0.97, 0.951, 1.0, 0.9])) == "8/8 97% | 7/8 95% | 8/8 100% | 6/8 90%"
     assert progress_line(scores([8, 8, 8, 8, 6, 6], [0.9] * 6)) == "7.3±1.0/8 90±0% HQ"
