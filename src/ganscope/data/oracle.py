@@ -174,9 +174,15 @@ class TrainedClassifier:
 
 @torch.inference_mode()
 def in_chunks(layer: nn.Module, images: torch.Tensor) -> torch.Tensor:
-    """`layer` (of the classifier, in eval mode) applied to `_CLASSIFY_CHUNK` images at a time."""
+    """`layer` (of the classifier, in eval mode) applied to `_CLASSIFY_CHUNK` images at a
+    time. Images go channels-last, the layout oneDNN's CPU convolutions and pooling run
+    fastest in: half the time of an evaluation's classification on this CPU."""
     layer.eval()
-    return torch.cat([layer(chunk.float()) for chunk in images.split(_CLASSIFY_CHUNK)])
+    if images.dim() != 4:
+        return torch.cat([layer(chunk.float()) for chunk in images.split(_CLASSIFY_CHUNK)])
+    layer.to(memory_format=torch.channels_last)
+    return torch.cat([layer(chunk.float().contiguous(memory_format=torch.channels_last))
+                      for chunk in images.split(_CLASSIFY_CHUNK)])
 
 
 def load_or_train_classifier(split: DigitSplit, recipe: ClassifierRecipe) -> TrainedClassifier:
