@@ -54,6 +54,11 @@ class ModeOracle(ABC):
     description: str = "known modes"
     #: What makes a sample high quality, stated in every event text that counts them.
     quality_rule: str = "within the protocol's distance of a mode"
+    #: Which samples cover a mode, as the data's protocol counts coverage: "high-quality"
+    #: (the 2-D protocols: a mode is covered by a sample within 3 std) or "all" (Stacked
+    #: MNIST: every sample's triple counts, however blurred). The monitor's dropping rule
+    #: reads the same counts.
+    covered_by: str = "high-quality"
     #: The space `embed` maps samples to, named beside every feature-space metric.
     feature_space: str = "the samples' own coordinates"
 

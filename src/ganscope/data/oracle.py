@@ -389,6 +389,8 @@ class StackedDigitOracle(ClassifierOracle):
     """Mode = the triple of digits in the three channels, 100*c0 + 10*c1 + c2: 1000 modes
     weighted 1/1000 each, as the protocol weighs them (docs/PROTOCOLS.md)."""
 
+    covered_by = "all"  # the protocol counts every sample's triple (VEEGAN, PacGAN Table 2)
+
     def __init__(
         self, classifier: TrainedClassifier, image_shape: tuple[int, ...], confidence: float = DEFAULT_CONFIDENCE
     ) -> None:

@@ -98,6 +98,8 @@ class History:
     weights: np.ndarray  # the true mode weights
     #: What makes a sample high quality (`ModeOracle.quality_rule`), for event texts.
     quality_rule: str = "within the protocol's distance of a mode"
+    #: Which samples cover a mode (`ModeOracle.covered_by`): "high-quality" or "all".
+    covered_by: str = "high-quality"
     evals: deque[Evaluation] = field(default_factory=lambda: deque(maxlen=HISTORY_EVALS))
     train: list[dict[str, Any]] = field(default_factory=list)
     #: Largest finite value each train key has reached over the whole run, never trimmed:
@@ -389,37 +391,49 @@ class Dropping(Detector):
         TryPiece("schemes", "madgan"),
     )
 
-    def _dropped(self, ev: Evaluation, weights: np.ndarray) -> np.ndarray:
-        fair = weights * ev.hq_total
-        return (ev.counts <= self.params.max_mode_share * fair) & (fair >= self.params.min_fair_share)
+    @staticmethod
+    def _coverage(ev: Evaluation, history: History) -> np.ndarray:
+        """Samples per mode as the data's protocol counts coverage (`ModeOracle.covered_by`):
+        high-quality samples on the 2-D protocols, every sample's mode on Stacked MNIST."""
+        return ev.counts if history.covered_by == "high-quality" else ev.nearest_counts
 
-    def _holds(self, ev: Evaluation, weights: np.ndarray) -> bool:
-        return _judged(ev, self.params) and int(self._dropped(ev, weights).sum()) >= self.params.min_dropped
+    def _dropped(self, ev: Evaluation, history: History) -> np.ndarray:
+        counts = self._coverage(ev, history)
+        fair = history.weights * counts.sum()
+        return (counts <= self.params.max_mode_share * fair) & (fair >= self.params.min_fair_share)
+
+    def _holds(self, ev: Evaluation, history: History) -> bool:
+        # The high-quality histogram is judged only with enough high-quality samples; a
+        # protocol that counts every sample needs none to be sharp.
+        judged = _judged(ev, self.params) if history.covered_by == "high-quality" else ev.nearest_counts.sum() > 0
+        return judged and int(self._dropped(ev, history).sum()) >= self.params.min_dropped
 
     def check(self, history: History) -> Finding | None:
         ev, w, p = history.latest, history.weights, self.params
-        if ev is None or not self._holds(ev, w) or _collapsed(ev, w, p):
+        if ev is None or not self._holds(ev, history) or _collapsed(ev, w, p):
             return None
-        started = trailing_start(history.evals, lambda e: self._holds(e, w), lambda e: e.step)
-        dropped = np.flatnonzero(self._dropped(ev, w))
+        started = trailing_start(history.evals, lambda e: self._holds(e, history), lambda e: e.step)
+        counts = self._coverage(ev, history)
+        dropped = np.flatnonzero(self._dropped(ev, history))
         kept = np.ones(len(w), dtype=bool)
         kept[dropped] = False
         evidence = {
             "modes_dropped": float(len(dropped)),
             "n_modes": float(len(w)),
-            "modes_uncovered": float((ev.counts == 0).sum()),
-            "evenness": effective_modes(ev.counts[kept]) / effective_modes(w[kept]) if kept.any() else 0.0,
+            "modes_uncovered": float((counts == 0).sum()),
+            "evenness": effective_modes(counts[kept]) / effective_modes(w[kept]) if kept.any() else 0.0,
             **_diversity_numbers(ev),
         }
         shown, more = dropped[:10], ", ..." if len(dropped) > 10 else ""
-        fair = np.round(w[shown] * ev.hq_total).astype(int)
+        fair = np.round(w[shown] * counts.sum()).astype(int)
         fair_text = f"{fair[0]}" if (fair == fair[0]).all() else ", ".join(map(str, fair)) + more
-        rule = ("no high-quality sample" if p.max_mode_share == 0 else
-                f"at most {100 * p.max_mode_share:g}% of their fair share of the high-quality samples")
+        which = "high-quality sample" if history.covered_by == "high-quality" else "sample at all"
+        rule = (f"no {which}" if p.max_mode_share == 0 else
+                f"at most {100 * p.max_mode_share:g}% of their fair share of the {which.replace(' at all', '')}s")
         text = (
             f"{len(dropped)} of {len(w)} modes get {rule} (modes {', '.join(map(str, shown))}{more} hold "
-            f"{', '.join(str(int(ev.counts[m])) for m in shown)}{more} of the {int(ev.hq_total)}; fair share "
-            f"{fair_text}), while {int((ev.counts > 0).sum())} are covered"
+            f"{', '.join(str(int(counts[m])) for m in shown)}{more} of the {int(counts.sum())}; fair share "
+            f"{fair_text}), while {int((counts > 0).sum())} are covered"
         )
         return Finding(started, evidence, text)
 

@@ -323,7 +323,8 @@ class Monitor:
         } if mcfg.enabled else {}
         self.diversity = Diversity(data, mcfg.duplicate_quantile, cfg.seed) if mcfg.enabled else None
         weights = data.oracle.weights.double().numpy()
-        self.histories = {seed: History(weights, data.oracle.quality_rule) for seed in cfg.seed_list()}
+        self.histories = {seed: History(weights, data.oracle.quality_rule, data.oracle.covered_by)
+                          for seed in cfg.seed_list()}
         self.end_after = mcfg.end_after
         self.active: dict[tuple[int, str], Event] = {}
         #: Evaluations in a row an active condition has been absent, and the first of them.
