@@ -122,7 +122,7 @@ def test_mode_regularizer_step_raises_d_of_reconstructions(tiny_overrides, manif
     extra += [f"optimizer.generator.{k}" for k in ("name=sgd", "lr=0.05")]
     for sign in (1.0, -1.0):  # ours, then the printed sign
         scheme = _mrgan(tiny_overrides, extra)
-        real = scheme.parts.real_batch()
+        real = scheme.parts.real_batch().x
         before = _d_of_reconstructions(scheme, real)
         with frozen(scheme.discriminator):
             loss, logs = scheme.encoder_loss(real, scheme.discriminator)

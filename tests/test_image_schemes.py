@@ -23,6 +23,7 @@ from ganscope.nets.modifiers import MinibatchStddevFeatures, Packed
 from ganscope.objectives import OBJECTIVES
 from ganscope.regularizers import REGULARIZERS
 from ganscope.schemes import SCHEMES, Parts, Scheme
+from ganscope.batch import Batch
 from ganscope.schemes.base import real_and_fake_logits
 from ganscope.seeding import PopulationRandom
 
@@ -127,7 +128,7 @@ CASES = {
 @pytest.mark.parametrize(("overrides", "d_shape"), list(CASES.values()), ids=list(CASES))
 def test_scheme_trains_on_a_tiny_image_population(overrides, d_shape) -> None:
     scheme = scheme_of(overrides)
-    real = scheme.parts.real_batch()
+    real = scheme.parts.real_batch().x
     assert real.shape == (SEEDS, BATCH, *SHAPE)
     with torch.no_grad():
         assert scheme.modules["discriminator"](real).shape == (SEEDS, *d_shape)
@@ -255,7 +256,7 @@ def test_gradient_penalty_on_images_matches_a_per_image_autograd_loop(pack) -> N
     inner = critic(seeds, (pack * SHAPE[0], *SHAPE[1:]))
     net = inner if pack == 1 else Packed(inner, pack)
     entry = REGULARIZERS.entry("gradient-penalty")
-    penalty = entry.obj(entry.params(), pack).penalty(net, real, fake, PopulationRandom(seeds, "penalty"))
+    penalty = entry.obj(entry.params(), pack).penalty(net, Batch(real), Batch(fake), PopulationRandom(seeds, "penalty"))
     eps = PopulationRandom(seeds, "penalty").rand(n // pack, 1, 1, 1).double().repeat_interleave(pack, dim=1)
     assert_penalty_and_its_gradient_match(net, penalty, penalty_by_loop(net, eps * real + (1 - eps) * fake, pack, 1.0))
 
@@ -265,7 +266,7 @@ def test_dragan_on_images_matches_a_per_image_autograd_loop() -> None:
     real, fake = images(n, seed=1)
     net = critic(seeds, SHAPE)
     entry = REGULARIZERS.entry("dragan")
-    penalty = entry.obj(entry.params(k=k)).penalty(net, real, fake, PopulationRandom(seeds, "penalty"))
+    penalty = entry.obj(entry.params(k=k)).penalty(net, Batch(real), Batch(fake), PopulationRandom(seeds, "penalty"))
     rng = PopulationRandom(seeds, "penalty")
     noise, alpha = rng.rand(n, *SHAPE).double(), rng.rand(n, 1, 1, 1).double()
     sigma = real.flatten(1).std(dim=1, correction=0).view(SEEDS, 1, 1, 1, 1)
@@ -320,7 +321,7 @@ def test_minibatch_stddev_on_the_dcgan_discriminator_sees_its_feature_maps_sprea
     assert net.batch_coupled
     widths = 8 * 4 * 4  # 8 channels at 4x4, flattened
     assert net.head.weight.shape == (SEEDS, widths + 1, 1)
-    x = scheme.parts.real_batch()
+    x = scheme.parts.real_batch().x
     features = net.body(x)
     grouped = features.reshape(SEEDS, 2, BATCH // 2, widths)  # sample j * 4 + m in group m
     sigma = (grouped.var(dim=1, correction=0) + 1e-8).sqrt().mean(dim=2).repeat(1, 2)
@@ -332,7 +333,7 @@ def test_minibatch_stddev_on_the_dcgan_discriminator_sees_its_feature_maps_sprea
     assert not torch.allclose(net(collapsed)[:, 0], net(x)[:, 0])
     plain = scheme_of([NO_BN]).modules["discriminator"]
     torch.testing.assert_close(plain(collapsed)[:, 0], plain(x)[:, 0])
-    real_logits, fake_logits = real_and_fake_logits(net, x, collapsed)  # kept apart, never merged
+    real_logits, fake_logits = real_and_fake_logits(net, Batch(x), Batch(collapsed))  # kept apart, never merged
     torch.testing.assert_close(real_logits, net(x))
     torch.testing.assert_close(fake_logits, net(collapsed))
 
@@ -404,7 +405,7 @@ def test_ebgan_autoencoder_is_convolutional_for_the_dcgan_discriminator(batch_no
     assert isinstance(autoencoder, Autoencoder) and autoencoder.batch_coupled == batch_norm
     assert isinstance(autoencoder.encoder, DCGANDiscriminator) and isinstance(autoencoder.decoder, DCGANGenerator)
     assert isinstance(autoencoder.encoder.body[0], PopConv2d)
-    x = scheme.parts.real_batch()
+    x = scheme.parts.real_batch().x
     reconstruction, code = autoencoder(x)
     assert reconstruction.shape == x.shape and code.shape == (SEEDS, BATCH, 8)
     energy = scheme.modules["discriminator"](x)

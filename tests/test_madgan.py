@@ -66,7 +66,7 @@ def test_d_step_reports_that_cross_entropy_on_its_own_batches(tiny_overrides) ->
     parts = scheme.parts
     states = {name: rng.get_state() for name, rng in parts.streams.items()}
     with torch.no_grad():
-        real, fake = parts.real_batch(), scheme.fakes()
+        real, fake = parts.real_batch().x, scheme.fakes().x
         real_logits, fake_logits = scheme.discriminator(real), scheme.discriminator(fake.flatten(1, 2))
     for name, rng in parts.streams.items():
         rng.set_state(states[name])
@@ -122,7 +122,7 @@ def test_madgan_with_packing_names_the_generator_of_each_pack(tmp_path, tiny_ove
                                            "train.steps=30"]
     scheme = scheme_of(overrides)
     fake = scheme.fakes()
-    assert scheme.discriminator(fake.flatten(1, 2)).shape == (1, 32, 5)  # 64 samples -> 32 packs, k + 1 logits
+    assert scheme.discriminator(fake.x.flatten(1, 2)).shape == (1, 32, 5)  # 64 samples -> 32 packs, k + 1 logits
     loss, out = scheme.critic_loss(scheme.parts.real_batch(), fake)
     assert loss.shape == (1,) and torch.isfinite(out["d_identify"]).all()
     run = ganscope.Run.create(ganscope.load_config(overrides=overrides), tmp_path / "run")

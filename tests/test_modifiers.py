@@ -15,6 +15,7 @@ from ganscope.errors import ConfigError
 from ganscope.nets import init_population
 from ganscope.nets.modifiers import MinibatchFeatures, Packed, pack
 from ganscope.schemes import SCHEMES, Parts
+from ganscope.batch import Batch
 from ganscope.schemes.base import real_and_fake_logits
 from ganscope.seeding import PopulationRandom
 from ganscope.train.run import Run
@@ -58,7 +59,7 @@ def test_packed_real_and_fake_pass_matches_separate_passes() -> None:
     net = discriminator(["train.batch_size=6", PACK3])
     assert not net.batch_coupled
     real, fake = torch.randn(1, 6, 2), torch.randn(1, 6, 2)
-    real_logits, fake_logits = real_and_fake_logits(net, real, fake)
+    real_logits, fake_logits = real_and_fake_logits(net, Batch(real), Batch(fake))
     assert torch.allclose(real_logits, net(real)) and torch.allclose(fake_logits, net(fake))
 
 

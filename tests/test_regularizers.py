@@ -11,6 +11,7 @@ import pytest
 import torch
 from pydantic import ValidationError
 
+from ganscope.batch import Batch
 from ganscope.config import load_config
 from ganscope.nets import DISCRIMINATORS, init_population
 from ganscope.nets.modifiers import Packed
@@ -27,7 +28,7 @@ def build(name: str, **options: float) -> Regularizer:
 
 def linear_critic(w: torch.Tensor) -> Critic:
     """D_s(x) = <w_s, x>: its input gradient is w_s everywhere, so ||grad|| = |w_s|."""
-    return lambda x: (x * w.unsqueeze(1)).flatten(2).sum(dim=2, keepdim=True)
+    return lambda x, labels=None: (x * w.unsqueeze(1)).flatten(2).sum(dim=2, keepdim=True)
 
 
 class Recorder:
@@ -37,7 +38,7 @@ class Recorder:
         self.critic = linear_critic(w)
         self.points: torch.Tensor | None = None
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         self.points = x.detach().clone()
         return self.critic(x)
 
@@ -52,7 +53,7 @@ def test_linear_critic_penalty_is_norm_of_weights_minus_one_squared(name: str) -
     # |w_0| = |(3, 4)| = 5 -> (5-1)^2 = 16; |w_1| = |(0, 0.5)| = 0.5 -> 0.25.
     w = torch.tensor([[3.0, 4.0], [0.0, 0.5]], requires_grad=True)
     real, fake = batches((2, 6, 2))
-    penalty = build(name).penalty(linear_critic(w), real, fake, PopulationRandom([0, 1], "penalty"))
+    penalty = build(name).penalty(linear_critic(w), Batch(real), Batch(fake), PopulationRandom([0, 1], "penalty"))
     assert penalty.shape == (2,)
     torch.testing.assert_close(penalty, torch.tensor([16.0, 0.25]))
     # create_graph: the penalty trains D. d/dw (|w|-1)^2 = 2(|w|-1) w/|w|.
@@ -63,7 +64,8 @@ def test_linear_critic_penalty_is_norm_of_weights_minus_one_squared(name: str) -
 def test_dragan_target_norm_k() -> None:
     w = torch.tensor([[3.0, 4.0]])
     real, fake = batches((1, 4, 2))
-    penalty = build("dragan", k=2.0).penalty(linear_critic(w), real, fake, PopulationRandom([0], "penalty"))
+    rng = PopulationRandom([0], "penalty")
+    penalty = build("dragan", k=2.0).penalty(linear_critic(w), Batch(real), Batch(fake), rng)
     torch.testing.assert_close(penalty, torch.tensor([9.0]))  # (5 - 2)^2
 
 
@@ -72,8 +74,8 @@ def test_gradient_penalty_on_quadratic_critic_at_known_interpolates() -> None:
     # with x_hat = eps real + (1 - eps) fake and eps replayed from the same seeded stream.
     a = torch.tensor([0.5, 2.0])
     real, fake = batches((2, 5, 3))
-    critic = lambda x: 0.5 * a.view(2, 1, 1) * x.square().sum(dim=2, keepdim=True)  # noqa: E731
-    penalty = build("gradient-penalty").penalty(critic, real, fake, PopulationRandom([3, 4], "penalty"))
+    critic = lambda x, labels=None: 0.5 * a.view(2, 1, 1) * x.square().sum(dim=2, keepdim=True)  # noqa: E731
+    penalty = build("gradient-penalty").penalty(critic, Batch(real), Batch(fake), PopulationRandom([3, 4], "penalty"))
     eps = PopulationRandom([3, 4], "penalty").rand(5, 1)
     x_hat = eps * real + (1 - eps) * fake
     expected = [
@@ -89,8 +91,8 @@ def test_gradient_penalty_keeps_the_fakes_graph_and_float64() -> None:
     a = torch.tensor([0.5, 2.0], dtype=torch.float64)
     real, fake = (b.double() for b in batches((2, 5, 3)))
     fake.requires_grad_()
-    critic = lambda x: 0.5 * a.view(2, 1, 1) * x.square().sum(dim=2, keepdim=True)  # noqa: E731
-    penalty = build("gradient-penalty").penalty(critic, real, fake, PopulationRandom([3, 4], "penalty"))
+    critic = lambda x, labels=None: 0.5 * a.view(2, 1, 1) * x.square().sum(dim=2, keepdim=True)  # noqa: E731
+    penalty = build("gradient-penalty").penalty(critic, Batch(real), Batch(fake), PopulationRandom([3, 4], "penalty"))
     assert penalty.dtype == torch.float64
     eps = PopulationRandom([3, 4], "penalty").rand(5, 1).double()
     x_hat = eps * real + (1 - eps) * fake
@@ -105,7 +107,8 @@ def test_interpolation_weight_is_one_per_sample_not_per_pixel() -> None:
     # real = 1, fake = 0, so x_hat = eps: every pixel of a sample must carry the same eps.
     shape = (2, 8, 3, 4, 4)
     recorder = Recorder(torch.ones(2, 3, 4, 4))
-    build("gradient-penalty").penalty(recorder, torch.ones(shape), torch.zeros(shape), PopulationRandom([0, 1], "penalty"))
+    real, fake = Batch(torch.ones(shape)), Batch(torch.zeros(shape))
+    build("gradient-penalty").penalty(recorder, real, fake, PopulationRandom([0, 1], "penalty"))
     points = recorder.points.flatten(2)
     per_sample = points[:, :, :1]
     assert (points == per_sample).all(), "one epsilon per sample, broadcast over C, H, W"
@@ -119,7 +122,7 @@ def test_dragan_points_follow_the_authors_reference_code() -> None:
     shape = (2, 6, 2, 3, 3)
     real, fake = batches(shape)
     recorder = Recorder(torch.ones(2, 2, 3, 3))
-    build("dragan", perturb_scale=0.5).penalty(recorder, real, fake, PopulationRandom([0, 1], "penalty"))
+    build("dragan", perturb_scale=0.5).penalty(recorder, Batch(real), Batch(fake), PopulationRandom([0, 1], "penalty"))
     rng = PopulationRandom([0, 1], "penalty")
     u, alpha = rng.rand(*shape[1:]), rng.rand(6, 1, 1, 1)
     sigma = torch.tensor([np.std(real[s].numpy()) for s in range(2)]).view(2, 1, 1, 1, 1)
@@ -138,9 +141,8 @@ def test_packed_critic_gets_one_weight_and_one_norm_per_pack() -> None:
     recorder = Recorder(w)
     critic = Packed(recorder, 2)
     entry = REGULARIZERS.entry("gradient-penalty")
-    penalty = entry.obj(entry.params(), pack=2).penalty(
-        critic, torch.ones(1, 6, 2), torch.zeros(1, 6, 2), PopulationRandom([0], "penalty")
-    )
+    real, fake = Batch(torch.ones(1, 6, 2)), Batch(torch.zeros(1, 6, 2))
+    penalty = entry.obj(entry.params(), pack=2).penalty(critic, real, fake, PopulationRandom([0], "penalty"))
     torch.testing.assert_close(penalty, torch.tensor([4.0]))
     eps = recorder.points  # real = 1, fake = 0: the packed interpolates are the weights
     assert eps.shape == (1, 3, 4)
@@ -167,8 +169,9 @@ def population_critic(seeds: list[int]) -> torch.nn.Module:
 def test_seed_in_a_population_gets_exactly_its_penalty_alone(name: str) -> None:
     real, fake = batches((2, 7, 2, 2, 2))
     regularizer = build(name)
-    both = regularizer.penalty(population_critic([0, 1]), real, fake, PopulationRandom([0, 1], "penalty"))
-    alone = regularizer.penalty(population_critic([1]), real[1:], fake[1:], PopulationRandom([1], "penalty"))
+    both = regularizer.penalty(population_critic([0, 1]), Batch(real), Batch(fake), PopulationRandom([0, 1], "penalty"))
+    rng = PopulationRandom([1], "penalty")
+    alone = regularizer.penalty(population_critic([1]), Batch(real[1:]), Batch(fake[1:]), rng)
     assert both.shape == (2,) and alone.shape == (1,)
     torch.testing.assert_close(both[1:], alone, rtol=0, atol=0)
     assert both[0] != both[1]
@@ -178,9 +181,9 @@ def test_penalty_draws_only_from_the_given_stream() -> None:
     real, fake = batches((1, 5, 2, 2, 2))
     critic = population_critic([0])
     torch.manual_seed(0)
-    first = build("dragan").penalty(critic, real, fake, PopulationRandom([0], "penalty"))
+    first = build("dragan").penalty(critic, Batch(real), Batch(fake), PopulationRandom([0], "penalty"))
     torch.manual_seed(123)
-    second = build("dragan").penalty(critic, real, fake, PopulationRandom([0], "penalty"))
+    second = build("dragan").penalty(critic, Batch(real), Batch(fake), PopulationRandom([0], "penalty"))
     torch.testing.assert_close(first, second, rtol=0, atol=0)
 
 
@@ -188,7 +191,8 @@ def test_flat_critic_gives_finite_gradient() -> None:
     # ||grad|| = 0 is where the norm is not differentiable; the penalty must stay usable.
     w = torch.zeros(1, 2, requires_grad=True)
     real, fake = batches((1, 4, 2))
-    penalty = build("gradient-penalty").penalty(linear_critic(w), real, fake, PopulationRandom([0], "penalty"))
+    rng = PopulationRandom([0], "penalty")
+    penalty = build("gradient-penalty").penalty(linear_critic(w), Batch(real), Batch(fake), rng)
     torch.testing.assert_close(penalty, torch.tensor([1.0]))
     penalty.sum().backward()
     assert torch.isfinite(w.grad).all()

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 import ganscope
+from ganscope.batch import Batch
 from ganscope.config import piece_params
 from ganscope.errors import ConfigError
 from ganscope.regularizers.base import Critic
@@ -53,8 +54,8 @@ class DetachedFakesPenalty(GradientPenalty):
     """The gradient penalty with G cut out of its interpolates x_hat = eps x + (1 - eps) G(z),
     as the library's once was: the same values, a biased unrolled gradient."""
 
-    def penalty(self, critic: Critic, real: torch.Tensor, fake: torch.Tensor, rng: PopulationRandom) -> torch.Tensor:
-        return super().penalty(critic, real, fake.detach(), rng)
+    def penalty(self, critic: Critic, real: Batch, fake: Batch, rng: PopulationRandom) -> torch.Tensor:
+        return super().penalty(critic, real, Batch(fake.x.detach()), rng)
 
 
 @pytest.fixture
@@ -80,7 +81,7 @@ def build(overrides: list[str], warmup: int = 2) -> Unrolled:
 def surrogate(scheme: Unrolled, draws: UnrollDraws, penalty_state: torch.Tensor) -> torch.Tensor:
     """f_K summed over seeds, from scratch, with the penalty stream rewound."""
     scheme.parts.streams["penalty"].set_state(penalty_state)
-    return scheme.surrogate_g_loss(draws).sum()
+    return scheme.surrogate_g_loss(draws)[0].sum()
 
 
 PROBES = [("body.0.weight", (0, 1, 2)), ("body.2.bias", (0, 0, 5)), ("out.weight", (0, 4, 1))]
@@ -117,7 +118,7 @@ def test_gradient_matches_finite_differences_of_the_unrolled_loss(float64, case:
     torch.testing.assert_close(analytic, numeric, rtol=1e-5, atol=1e-8)
 
     # Differentiating through the updates matters: K = 0 (same G noise) gives another gradient.
-    plain, _ = probe_gradients(scheme, UnrollDraws(draws.g_noise, (), ()))
+    plain, _ = probe_gradients(scheme, UnrollDraws(draws.g_noise, draws.g_labels, (), ()))
     assert (analytic - plain).abs().max() > 1e-2 * analytic.abs().max()
 
 

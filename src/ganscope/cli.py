@@ -122,8 +122,10 @@ def _print_verdict(summary: dict[str, Any], run_dir: Path) -> None:
         for seed, score in zip(summary["seeds"], summary["scores"], strict=True):
             rkl = "n/a" if score["reverse_kl"] is None else f"{score['reverse_kl']:.3f}"
             now = summary.get("conditions_at_end", {}).get(str(seed))
+            fidelity = score.get("label_fidelity")
             print(f"  seed {seed}: {score['modes_covered']}/{score['n_modes']} modes, "
                   f"{100 * score['hq_fraction']:.1f}% HQ, reverse KL {rkl}"
+                  + ("" if fidelity is None else f", label fidelity {100 * fidelity:.1f}%")
                   + (f"; at the end: {', '.join(now)}" if now else ""))
     from ganscope.report import REPORT
 
@@ -290,6 +292,7 @@ def cmd_oracle(args: argparse.Namespace) -> int:
 
 def cmd_sample(args: argparse.Namespace) -> int:
     import numpy as np
+    import torch
 
     from ganscope.train import Run
     from ganscope.train.checkpoint import atomic_write
@@ -302,7 +305,16 @@ def cmd_sample(args: argparse.Namespace) -> int:
         raise ConfigError(f"seed {args.seed} is not in this run's population {seeds}; choose one of them with --seed")
     if png and len(run.parts.data.sample_shape) != 3:
         raise ConfigError(f"{run.parts.data.name} samples are points, not images; write them with -o FILE.npy")
-    samples = run.sample(args.n, key=args.key).cpu()
+    labels = None
+    if args.label is not None:
+        n_classes = run.parts.data.n_classes
+        if not run.parts.conditional:
+            raise ConfigError(f"this run's generator is unconditional (conditioning {run.cfg.conditioning.name}); "
+                              "drop --label")
+        if args.label >= (n_classes or 0):
+            raise ConfigError(f"--label {args.label} is not a class of {run.parts.data.name}; give 0..{n_classes - 1}")
+        labels = torch.full((len(seeds), args.n), args.label, dtype=torch.long)
+    samples = run.sample(args.n, key=args.key, labels=labels).cpu()
     chosen = samples if args.all_seeds else samples[seeds.index(args.seed) if args.seed is not None else 0]
     array = chosen.numpy()
 
@@ -469,6 +481,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="which seed of the population (default: the first)")
     p.add_argument("--all-seeds", action="store_true", help="write (seeds, n, ...) for the whole population")
     p.add_argument("--key", type=non_negative_int, default=0, help="noise key: the same key draws the same samples")
+    p.add_argument("--label", type=non_negative_int,
+                   help="a conditional run's class to generate (default: labels drawn from the data's class shares)")
     device_option(p)
 
     p = add("report", cmd_report, "write a run's self-contained HTML report, or compare several runs side by side")

@@ -167,6 +167,7 @@ class Config(Strict):
     generator: Piece = Piece(name="mlp")
     discriminator: Piece = Piece(name="mlp")
     d_modifiers: list[Piece] = Field(default_factory=list)
+    conditioning: Piece = Piece(name="none")
     objective: Piece = Piece(name="nonsaturating")
     regularizers: list[Piece] = Field(default_factory=list)
     scheme: Piece = Piece(name="alternating")
@@ -188,6 +189,7 @@ PIECE_REGISTRIES = {
     "data": "datasets",
     "generator": "generators",
     "discriminator": "discriminators",
+    "conditioning": "conditionings",
     "objective": "objectives",
     "scheme": "schemes",
 }

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 
-STREAMS = ("init", "noise", "data", "penalty", "eval", "report")
+STREAMS = ("init", "noise", "data", "penalty", "eval", "report", "labels", "network")
 
 
 _PARALLEL_DRAW_MIN = 1 << 15

@@ -14,7 +14,9 @@ from typing import Protocol
 
 import torch
 
+from ganscope.batch import Batch
 from ganscope.config import Config, piece_params
+from ganscope.errors import DataError
 from ganscope.registry import new_registry
 from ganscope.seeding import PopulationRandom
 
@@ -113,9 +115,31 @@ class Dataset(ABC):
     def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
         """`n` real samples (n, *sample_shape) drawn with one seed's generator."""
 
-    def sample_population(self, rng: PopulationRandom, n: int) -> torch.Tensor:
-        """`n` samples per seed, (S, n, *sample_shape), each seed from its own stream."""
-        return torch.stack([self.sample(n, g) for g in rng.generators])
+    @property
+    def label_weights(self) -> torch.Tensor | None:
+        """Probabilities (K,) of the K classes a labelled dataset's samples carry, None when
+        it has no labels. A label is the sample's mode as the oracle counts modes (a ring's
+        component, a digit's class, a stacked triple), so the oracle can check that a
+        conditional generator made what it was asked for."""
+        return None
+
+    @property
+    def n_classes(self) -> int | None:
+        weights = self.label_weights
+        return None if weights is None else len(weights)
+
+    def sample_labelled(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """`sample`'s samples (the same draws) and their labels (n,) int64."""
+        raise DataError(f"data {self.name} has no labels; a conditional model needs labelled data "
+                        "(mnist, digits, stacked data, ring, grid, mixture, or labelled images)")
+
+    def sample_population(self, rng: PopulationRandom, n: int, labelled: bool = False) -> Batch:
+        """`n` samples per seed, (S, n, *sample_shape), each seed from its own stream, with
+        their labels (S, n) when `labelled`."""
+        if not labelled:
+            return Batch(torch.stack([self.sample(n, g) for g in rng.generators]))
+        samples, labels = zip(*(self.sample_labelled(n, g) for g in rng.generators))
+        return Batch(torch.stack(samples), torch.stack(labels))
 
     def reference(self, n: int, generator: torch.Generator) -> torch.Tensor:
         """The real set that metrics compare against: at most `n` samples, none drawn twice.
@@ -138,15 +162,35 @@ class FiniteDataset(Dataset):
     training and in the metrics alike.
     """
 
-    def __init__(self, points: torch.Tensor) -> None:
+    def __init__(self, points: torch.Tensor, labels: torch.Tensor | None = None) -> None:
+        """`labels` (N,) int64: each point's class 0..K-1, where the data has classes."""
         self.points = points
+        self.labels = labels
 
     @property
     def sample_shape(self) -> tuple[int, ...]:
         return tuple(self.points.shape[1:])
 
+    @property
+    def label_weights(self) -> torch.Tensor | None:
+        if self.labels is None:
+            return None
+        counts = torch.bincount(self.labels).double()
+        return (counts / counts.sum()).float()
+
     def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
-        return self.points[torch.randint(len(self.points), (n,), generator=generator)].float()
+        return self.draw_rows(n, generator)[0]
+
+    def sample_labelled(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.labels is None:
+            return super().sample_labelled(n, generator)
+        rows, index = self.draw_rows(n, generator)
+        return rows, self.labels[index]
+
+    def draw_rows(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """`n` rows drawn with replacement, as float32, and their indices."""
+        index = torch.randint(len(self.points), (n,), generator=generator)
+        return self.points[index].float(), index
 
     def reference(self, n: int, generator: torch.Generator) -> torch.Tensor:
         """All points (in their order) when there are at most `n`, else `n` of them drawn

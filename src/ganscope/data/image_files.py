@@ -174,7 +174,7 @@ class UserImages(FiniteDataset):
     """The user's images as a finite dataset; the subclasses own the mode oracle."""
 
     def __init__(self, name: str, images: ImageSet, params: ImageOracleParams) -> None:
-        FiniteDataset.__init__(self, images.images)
+        FiniteDataset.__init__(self, images.images, images.labels)
         self.name = name
         self.source = images
         self.params = params

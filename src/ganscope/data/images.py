@@ -176,7 +176,7 @@ class DigitImages(DigitDataset, FiniteDataset):
 
     def __init__(self, name: str, split: DigitSplit, params: DigitParams) -> None:
         DigitDataset.__init__(self, name, split, params)
-        FiniteDataset.__init__(self, split.train_images)
+        FiniteDataset.__init__(self, split.train_images, split.train_labels)
 
     @functools.cached_property
     def oracle(self) -> DigitOracle:
@@ -204,8 +204,20 @@ class StackedDigits(DigitDataset, Dataset):
     def oracle(self) -> StackedDigitOracle:
         return StackedDigitOracle(self.classifier, self.sample_shape, self.hq_confidence)
 
+    @property
+    def label_weights(self) -> torch.Tensor:
+        """Triple 100 a + 10 b + c has probability p_a p_b p_c, p the digits' class shares."""
+        p = self.split.class_counts().double() / len(self.split.train_labels)
+        return torch.einsum("a,b,c->abc", p, p, p).reshape(-1).float()
+
     def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
-        return self.stack(torch.randint(len(self.split.train_labels), (n, 3), generator=generator))
+        return self.sample_labelled(n, generator)[0]
+
+    def sample_labelled(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """Stacked images and their triples' mode indices 100 a + 10 b + c (the oracle's)."""
+        triples = torch.randint(len(self.split.train_labels), (n, 3), generator=generator)
+        digits = self.split.train_labels[triples]
+        return self.stack(triples), digits @ torch.tensor([100, 10, 1])
 
     def reference(self, n: int, generator: torch.Generator) -> torch.Tensor:
         return self.stack(distinct_triples(len(self.split.train_labels), n, generator))

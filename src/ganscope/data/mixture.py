@@ -84,13 +84,21 @@ class GaussianMixture(Dataset):
     def oracle(self) -> MixtureOracle:
         return self._oracle
 
+    @property
+    def label_weights(self) -> torch.Tensor:
+        """A point's label is its component: the mode the oracle assigns it to."""
+        return self.weights
+
     def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        return self.sample_labelled(n, generator)[0]
+
+    def sample_labelled(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         if self._uniform:
             mode = torch.randint(len(self.centres), (n,), generator=generator)
         else:
             mode = torch.multinomial(self.weights, n, replacement=True, generator=generator)
         noise = torch.randn(n, self.centres.shape[1], generator=generator)
-        return self.centres[mode] + self.stds[mode, None] * noise
+        return self.centres[mode] + self.stds[mode, None] * noise, mode
 
 
 def ring_centres(n_modes: int, radius: float) -> torch.Tensor:

@@ -27,13 +27,17 @@ class ModeScore:
     #: distinct triples and KL over every sample; None when it defines none.
     protocol: dict[str, object] | None = None
     protocol_summary: str | None = None
+    #: For a conditional generator: the share of samples the oracle reads as the label
+    #: they were generated for (every sample counted, high quality or not); else None.
+    label_fidelity: float | None = None
 
     def to_dict(self) -> dict[str, object]:
         d = asdict(self)
         d["reverse_kl"] = None if math.isnan(self.reverse_kl) else self.reverse_kl
         del d["protocol_summary"]
-        if d["protocol"] is None:
-            del d["protocol"]
+        for optional in ("protocol", "label_fidelity"):
+            if d[optional] is None:
+                del d[optional]
         return d
 
     def summary(self) -> str:
@@ -42,6 +46,8 @@ class ModeScore:
             f"{self.modes_covered}/{self.n_modes} modes covered, "
             f"{100 * self.hq_fraction:.1f}% high quality, reverse KL {rkl}"
         )
+        if self.label_fidelity is not None:
+            text += f", label fidelity {100 * self.label_fidelity:.1f}%"
         return f"{text}; {self.protocol_summary}" if self.protocol_summary else text
 
 
@@ -55,9 +61,12 @@ def reverse_kl(counts: torch.Tensor, weights: torch.Tensor) -> float:
     return float((p_hat[mask] * (p_hat[mask] / weights.double()[mask]).log()).sum())
 
 
-def score_modes(samples: torch.Tensor, oracle: ModeOracle, reading: Reading | None = None) -> ModeScore:
+def score_modes(
+    samples: torch.Tensor, oracle: ModeOracle, reading: Reading | None = None, labels: torch.Tensor | None = None
+) -> ModeScore:
     """Score one sample set (N, *sample_shape); `reading` is the oracle's, when it has
-    read these samples already."""
+    read these samples already; `labels` (N,) the classes a conditional generator was asked
+    for, which a label is, the mode (`Dataset.label_weights`)."""
     if samples.shape[0] == 0:
         raise ValueError("no samples to score")
     assignment = reading.assignment if reading is not None else oracle.assign(samples)
@@ -74,6 +83,7 @@ def score_modes(samples: torch.Tensor, oracle: ModeOracle, reading: Reading | No
         nearest_counts=nearest.tolist(),
         protocol=None if protocol is None else protocol.to_dict(),
         protocol_summary=None if protocol is None else protocol.summary(),
+        label_fidelity=None if labels is None else float((assignment.mode == labels).double().mean()),
     )
 
 
@@ -92,7 +102,10 @@ def mean_std(values: list[float]) -> tuple[float, float]:
 def population_summary(scores: list[ModeScore]) -> dict[str, list[float] | float]:
     """Per-seed values and their mean and std for each headline number."""
     out: dict[str, list[float] | float] = {}
-    columns = {key: [float(getattr(s, key)) for s in scores] for key in ("modes_covered", "hq_fraction", "reverse_kl")}
+    keys = ["modes_covered", "hq_fraction", "reverse_kl"]
+    if all(s.label_fidelity is not None for s in scores):
+        keys.append("label_fidelity")
+    columns = {key: [float(getattr(s, key)) for s in scores] for key in keys}
     if all(s.protocol is not None for s in scores):
         for key in PROTOCOL_NUMBERS:
             if all(isinstance(s.protocol.get(key), (int, float)) for s in scores):  # type: ignore[union-attr]

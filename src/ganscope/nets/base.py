@@ -10,6 +10,10 @@ and fake batches into one forward pass for it.
 Discriminator builders take `(params, n_seeds, sample_shape, n_outputs, extensions=())`
 and build a `ganscope.nets.discriminator.Discriminator`; discriminator modifiers
 (`d_modifiers` in the config, `ganscope.nets.modifiers`) change any of them.
+
+A conditioning (`ganscope.nets.conditioning`) makes both players class-conditional: a
+conditional generator is called as G(z, labels) and every discriminator as D(x, labels),
+labels (S, B) int64; an unconditional D ignores labels.
 """
 
 from ganscope.registry import new_registry
@@ -17,3 +21,4 @@ from ganscope.registry import new_registry
 GENERATORS = new_registry("generator", "generators")
 DISCRIMINATORS = new_registry("discriminator", "discriminators")
 D_MODIFIERS = new_registry("discriminator modifier", "d_modifiers")
+CONDITIONINGS = new_registry("conditioning", "conditionings")

@@ -69,6 +69,21 @@ class Discriminator(nn.Module):
         self.extensions = nn.Sequential(*built)
         self.head = PopLinear(n_seeds, feature_dim, n_outputs)
         self.batch_coupled = batch_coupled or any(ext.batch_coupled for ext in built)
+        #: The class projection of a projection discriminator (`ganscope.nets.conditioning`).
+        self.projection: nn.Module | None = None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.extensions(self.body(x)))
+    @property
+    def feature_dim(self) -> int:
+        """Width of the features the head reads (after the extensions)."""
+        return self.head.weight.shape[-2]
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits of samples `x`; with a projection, plus the class term of `labels` (S, B)
+        (or (S, B, m): the labels of each pack of m samples); otherwise labels are ignored."""
+        features = self.extensions(self.body(x))
+        logits = self.head(features)
+        if self.projection is None:
+            return logits
+        if labels is None:
+            raise ValueError("a projection discriminator needs the samples' labels")
+        return logits + self.projection(features, labels)

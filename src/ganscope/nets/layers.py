@@ -14,6 +14,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from ganscope.seeding import PopulationRandom
+
 
 def at_least_float32(x: torch.Tensor) -> torch.Tensor:
     """`x` in float32 or wider: bf16 (as autocast computes it) is promoted, float64 kept."""
@@ -36,6 +38,24 @@ def init_population(module: nn.Module, generators: Sequence[torch.Generator]) ->
     for sub in module.modules():
         if isinstance(sub, PopulationModule):
             sub.reset_parameters(generators)
+
+
+class StreamUser(nn.Module):
+    """A module that draws random numbers as it runs (a style-based G's per-layer noise).
+
+    It draws from `rng`, the population's `network` stream, which `Parts` attaches when it
+    builds the network and checkpoints save with the other streams: seed s's draws depend
+    on s alone, and a resumed run draws what the uninterrupted one would have.
+    """
+
+    rng: PopulationRandom | None = None
+
+
+def attach_stream(module: nn.Module, rng: PopulationRandom) -> None:
+    """Give every `StreamUser` inside `module` the stream `rng`."""
+    for sub in module.modules():
+        if isinstance(sub, StreamUser):
+            sub.rng = rng
 
 
 class PopLinear(PopulationModule):

@@ -126,8 +126,11 @@ class Packed(nn.Module):
         self.m = m
         self.batch_coupled = getattr(inner, "batch_coupled", False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.inner(pack(x, self.m))
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits of the packs; a pack's m labels travel with it as (S, B/m, m)."""
+        if labels is None:
+            return self.inner(pack(x, self.m))
+        return self.inner(pack(x, self.m), labels.unflatten(1, (-1, self.m)))
 
 
 class PackParams(Params):

@@ -21,6 +21,7 @@ from __future__ import annotations
 import torch
 from pydantic import NonNegativeFloat
 
+from ganscope.batch import Batch
 from ganscope.config import Config, piece_params
 from ganscope.nets.base import D_MODIFIERS
 from ganscope.nets.layers import at_least_float32
@@ -30,9 +31,10 @@ from ganscope.registry import Params
 from ganscope.seeding import PopulationRandom
 
 
-def gradient_norm_penalty(critic: Critic, points: torch.Tensor, target: float = 1.0, pack: int = 1) -> torch.Tensor:
-    """Per-seed mean of (||grad_x D(x)||_2 - target)^2 over `points` (S, B, *sample_shape),
-    one norm per input of D: per sample, or per run of `pack` consecutive samples.
+def gradient_norm_penalty(critic: Critic, batch: Batch, target: float = 1.0, pack: int = 1) -> torch.Tensor:
+    """Per-seed mean of (||grad_x D(x, y)||_2 - target)^2 over the samples x (S, B,
+    *sample_shape) of `batch` with their labels y, one norm per input of D: per sample, or
+    per run of `pack` consecutive samples.
 
     Differentiating the summed output gives each sample its own gradient as long as D
     does not couple the samples of a batch (no batch norm or minibatch features), the
@@ -45,9 +47,8 @@ def gradient_norm_penalty(critic: Critic, points: torch.Tensor, target: float = 
     their fakes without gradient, so there the points become a fresh leaf. The norms are
     taken in at least float32 (bf16 promoted, float64 kept).
     """
-    if not points.requires_grad:
-        points = points.detach().requires_grad_(True)
-    (grad,) = torch.autograd.grad(critic(points).sum(), points, create_graph=True)
+    points = batch.x if batch.x.requires_grad else batch.x.detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(critic(points, batch.labels).sum(), points, create_graph=True)
     n_seeds, batch = grad.shape[:2]
     per_input = at_least_float32(grad).reshape(n_seeds, batch // pack, -1)
     norms = torch.linalg.vector_norm(per_input, dim=2)
@@ -100,11 +101,11 @@ class GradientPenalty(GradientNormRegularizer):
     constraint softly where it matters, replacing WGAN's weight clipping.
     """
 
-    def penalty(
-        self, critic: Critic, real: torch.Tensor, fake: torch.Tensor, rng: PopulationRandom
-    ) -> torch.Tensor:
-        eps = per_input_uniform(rng, real, self.pack)
-        return gradient_norm_penalty(critic, eps * real + (1 - eps) * fake, pack=self.pack)
+    def penalty(self, critic: Critic, real: Batch, fake: Batch, rng: PopulationRandom) -> torch.Tensor:
+        """Interpolates carry the real samples' labels: a conditional scheme makes the fakes
+        of D's step for those labels, so each segment joins a real and a fake of one class."""
+        eps = per_input_uniform(rng, real.x, self.pack)
+        return gradient_norm_penalty(critic, real.with_samples(eps * real.x + (1 - eps) * fake.x), pack=self.pack)
 
 
 class DraganParams(RegularizerParams):
@@ -139,11 +140,10 @@ class Dragan(GradientNormRegularizer):
 
     params: DraganParams
 
-    def penalty(
-        self, critic: Critic, real: torch.Tensor, fake: torch.Tensor, rng: PopulationRandom
-    ) -> torch.Tensor:
-        sigma = real.flatten(1).std(dim=1, correction=0).view(-1, *([1] * (real.dim() - 1)))
-        noise = rng.rand(*real.shape[1:]).to(real)
-        perturbed = real + self.params.perturb_scale * sigma * noise
-        alpha = per_input_uniform(rng, real, self.pack)
-        return gradient_norm_penalty(critic, real + alpha * (perturbed - real), self.params.k, self.pack)
+    def penalty(self, critic: Critic, real: Batch, fake: Batch, rng: PopulationRandom) -> torch.Tensor:
+        x = real.x
+        sigma = x.flatten(1).std(dim=1, correction=0).view(-1, *([1] * (x.dim() - 1)))
+        noise = rng.rand(*x.shape[1:]).to(x)
+        perturbed = x + self.params.perturb_scale * sigma * noise
+        alpha = per_input_uniform(rng, x, self.pack)
+        return gradient_norm_penalty(critic, real.with_samples(x + alpha * (perturbed - x)), self.params.k, self.pack)

@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import torch
 
+from ganscope.batch import Batch
 from ganscope.nets.layers import at_least_float32
-from ganscope.regularizers.base import Critic
-from ganscope.schemes.base import SCHEMES, Parts, TwoPlayer, TwoPlayerParams, objective_critic_loss
+from ganscope.regularizers.base import Critic, judge
+from ganscope.schemes.base import (
+    SCHEMES,
+    Parts,
+    TwoPlayer,
+    TwoPlayerParams,
+    add_generator_penalties,
+    objective_critic_loss,
+)
 
 
 class AlternatingParams(TwoPlayerParams):
@@ -24,12 +32,15 @@ class Alternating(TwoPlayer):
         super().__init__(parts, params, parts.new_generator(), parts.new_discriminator())
 
     def critic_loss(
-        self, real: torch.Tensor, fake: torch.Tensor, critic: Critic | None = None
+        self, real: Batch, fake: Batch, critic: Critic | None = None
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The objective's D loss plus the weighted penalties, of D itself or of `critic`
         (the unrolled scheme's D with other parameters), and its log."""
         return objective_critic_loss(self.parts, self.discriminator if critic is None else critic, real, fake)
 
     def generator_loss(self) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        loss = self.parts.objective.g_loss(at_least_float32(self.discriminator(self.fakes())))
-        return loss, {"g_loss": loss.detach()}
+        """The objective's G loss plus the penalties that act on G."""
+        fake = self.fakes()
+        loss = self.parts.objective.g_loss(at_least_float32(judge(self.discriminator, fake)))
+        out = {"g_loss": loss.detach()}
+        return add_generator_penalties(self.parts, self.discriminator, fake, loss, out), out

@@ -17,20 +17,27 @@ import torch
 from pydantic import PositiveInt
 from torch import nn
 
+from ganscope.batch import Batch
 from ganscope.config import Config, OptimizerConfig, piece_params, regularizer_params
 from ganscope.data import Dataset, dataset_from_config
 from ganscope.devices import autocast, resolve_device
+from ganscope.errors import ConfigError
 from ganscope.nets import DISCRIMINATORS, GENERATORS, init_population
+from ganscope.nets.base import CONDITIONINGS
+from ganscope.nets.conditioning import Conditioning
 from ganscope.nets.discriminator import ExtensionFactory
-from ganscope.nets.layers import at_least_float32
+from ganscope.nets.layers import at_least_float32, attach_stream
 from ganscope.nets.modifiers import DiscriminatorModifier, apply_modifiers, modifiers_from_config, pack_size
 from ganscope.objectives import OBJECTIVES, Objective
 from ganscope.registry import Params, new_registry
 from ganscope.regularizers import REGULARIZERS, Regularizer
-from ganscope.regularizers.base import Critic
+from ganscope.regularizers.base import Critic, judge
 from ganscope.seeding import PopulationRandom
 
 SCHEMES = new_registry("scheme", "schemes")
+
+#: The population's random streams that training draws from and checkpoints save.
+STREAM_NAMES = ("noise", "data", "penalty", "labels", "network")
 
 
 @dataclass
@@ -60,6 +67,7 @@ class Parts:
     streams: dict[str, PopulationRandom] = field(default_factory=dict)
     d_modifiers: list[DiscriminatorModifier] = field(default_factory=list)
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    conditioning: Conditioning = field(default_factory=lambda: CONDITIONINGS.get("none")(None, None))
 
     @classmethod
     def from_config(cls, cfg: Config) -> Parts:
@@ -72,10 +80,15 @@ class Parts:
             piece.name: REGULARIZERS.get(piece.name)(params, pack)
             for piece, params in zip(cfg.regularizers, regularizer_params(cfg), strict=True)
         }
+        conditioning = CONDITIONINGS.get(cfg.conditioning.name)(piece_params(cfg, "conditioning"), data.n_classes)
+        if conditioning.conditional and data.n_classes is None:
+            raise ConfigError(f"conditioning {cfg.conditioning.name} needs labelled data, and data {cfg.data.name} "
+                              "has no labels; give labelled data or use conditioning.name=none")
+        regularizers.update(conditioning.regularizers())
         device = resolve_device(cfg.train.device)
-        streams = {name: PopulationRandom(seeds, name, device=device) for name in ("noise", "data", "penalty")}
+        streams = {name: PopulationRandom(seeds, name, device=device) for name in STREAM_NAMES}
         noise = Noise(cfg.noise.dist, cfg.noise.z_dim)
-        return cls(cfg, seeds, data, noise, objective, regularizers, streams, d_modifiers, device)
+        return cls(cfg, seeds, data, noise, objective, regularizers, streams, d_modifiers, device, conditioning)
 
     @property
     def n_seeds(self) -> int:
@@ -85,30 +98,58 @@ class Parts:
     def batch_size(self) -> int:
         return self.cfg.train.batch_size
 
-    def real_batch(self) -> torch.Tensor:
-        return self.data.sample_population(self.streams["data"], self.batch_size).to(self.device, non_blocking=True)
+    @property
+    def conditional(self) -> bool:
+        return self.conditioning.conditional
+
+    def real_batch(self) -> Batch:
+        """A real batch per seed, with its labels when the run is conditional."""
+        batch = self.data.sample_population(self.streams["data"], self.batch_size, labelled=self.conditional)
+        return batch.to(self.device)
 
     def noise_batch(self, n: int | None = None) -> torch.Tensor:
         return self.noise.draw(self.streams["noise"], n or self.batch_size)
 
+    def generator_labels(self, n: int | None = None, rng: PopulationRandom | None = None) -> torch.Tensor | None:
+        """Labels (S, n) for G to generate, drawn from the data's class shares with `rng`
+        (default: the population's label stream); None when the run is unconditional."""
+        weights = self.data.label_weights
+        if not self.conditional or weights is None:
+            return None
+        rng = rng or self.streams["labels"]
+        draws = [torch.multinomial(weights, n or self.batch_size, replacement=True, generator=g)
+                 for g in rng.generators]
+        return torch.stack(draws).to(self.device, non_blocking=True)
+
     def new_generator(self, index: int = 0) -> nn.Module:
-        """A population generator; `index` separates the init streams of several."""
-        net = GENERATORS.get(self.cfg.generator.name)(
-            piece_params(self.cfg, "generator"), self.n_seeds, self.noise.z_dim, self.data.sample_shape
-        )
+        """A population generator (conditional when the run is); `index` separates the init
+        streams of several."""
+        builder = GENERATORS.get(self.cfg.generator.name)
+        params = piece_params(self.cfg, "generator")
+
+        def build(z_dim: int) -> nn.Module:
+            return builder(params, self.n_seeds, z_dim, self.data.sample_shape)
+
+        net = self.conditioning.generator(build, self.noise.z_dim)
         init_population(net, PopulationRandom(self.seeds, "init", 0, index).generators)
+        attach_stream(net, self.streams["network"])
         return net
 
     def new_discriminator(self, n_outputs: int = 1, index: int = 0) -> nn.Module:
-        """A population discriminator changed by the config's `d_modifiers`, in order."""
+        """A population discriminator changed by the config's `d_modifiers`, in order, and
+        by its conditioning."""
         builder = DISCRIMINATORS.get(self.cfg.discriminator.name)
         params = piece_params(self.cfg, "discriminator")
 
-        def build(sample_shape: tuple[int, ...], extensions: Sequence[ExtensionFactory]) -> nn.Module:
-            return builder(params, self.n_seeds, sample_shape, n_outputs, extensions)
+        def build(sample_shape: tuple[int, ...], outputs: int) -> nn.Module:
+            def plain(shape: tuple[int, ...], extensions: Sequence[ExtensionFactory]) -> nn.Module:
+                return builder(params, self.n_seeds, shape, outputs, extensions)
 
-        net = apply_modifiers(build, self.d_modifiers)(self.data.sample_shape, ())
+            return apply_modifiers(plain, self.d_modifiers)(sample_shape, ())
+
+        net = self.conditioning.discriminator(build, self.data.sample_shape, n_outputs)
         init_population(net, PopulationRandom(self.seeds, "init", 1, index).generators)
+        attach_stream(net, self.streams["network"])
         return net
 
     def autocast(self) -> contextlib.AbstractContextManager[None]:
@@ -139,18 +180,21 @@ def frozen(module: nn.Module) -> Iterator[None]:
             p.requires_grad_(True)
 
 
-def real_and_fake_logits(
-    critic: Critic, real: torch.Tensor, fake: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
+def run_generator(generator: nn.Module, z: torch.Tensor, labels: torch.Tensor | None) -> Batch:
+    """G's samples of noise `z` (for `labels`, when conditional) as a batch."""
+    return Batch(generator(z) if labels is None else generator(z, labels), labels)
+
+
+def real_and_fake_logits(critic: Critic, real: Batch, fake: Batch) -> tuple[torch.Tensor, torch.Tensor]:
     """D on both batches; one forward pass on their concatenation unless D couples samples.
 
     The logits are split in the batches' proportion, since a packing D gives one logit
     per pack of samples rather than one per sample.
     """
     if getattr(critic, "batch_coupled", False):
-        return critic(real), critic(fake)
-    logits = critic(torch.cat([real, fake], dim=1))
-    n_real = logits.shape[1] * real.shape[1] // (real.shape[1] + fake.shape[1])
+        return judge(critic, real), judge(critic, fake)
+    logits = judge(critic, real.cat(fake))
+    n_real = logits.shape[1] * real.size // (real.size + fake.size)
     return logits[:, :n_real], logits[:, n_real:]
 
 
@@ -163,8 +207,8 @@ def grad_norm_per_seed(module: nn.Module) -> torch.Tensor:
 def add_penalties(
     parts: Parts,
     critic: Critic,
-    real: torch.Tensor,
-    fake: torch.Tensor,
+    real: Batch,
+    fake: Batch,
     loss: torch.Tensor,
     out: dict[str, torch.Tensor],
     prefix: str = "",
@@ -178,8 +222,21 @@ def add_penalties(
     return loss
 
 
+def add_generator_penalties(
+    parts: Parts, critic: Critic, fake: Batch, loss: torch.Tensor, out: dict[str, torch.Tensor]
+) -> torch.Tensor:
+    """`loss` plus the weighted G-side penalties of the regularisers that act on G (their
+    `players` name "generator"), logged unweighted as `g_penalty_<name>`."""
+    for name, reg in parts.regularizers.items():
+        if "generator" in reg.players:
+            penalty = reg.generator_penalty(critic, fake, parts.streams["penalty"])
+            out[f"g_penalty_{name}"] = penalty.detach()
+            loss = loss + reg.weight * penalty
+    return loss
+
+
 def objective_critic_loss(
-    parts: Parts, critic: Critic, real: torch.Tensor, fake: torch.Tensor, prefix: str = ""
+    parts: Parts, critic: Critic, real: Batch, fake: Batch, prefix: str = ""
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """D's per-seed loss in the objective's game on one pair of batches: the objective's
     d_loss on the logits (in at least float32) plus the weighted penalties; and the log
@@ -223,11 +280,11 @@ class Scheme(ABC):
         `diagnostics` is set, gradient norms."""
 
     @torch.no_grad()
-    def generate(self, z: torch.Tensor) -> torch.Tensor:
-        """Samples (S, n, *sample_shape) from noise (S, n, z_dim), networks in eval mode:
-        by default those of the module named "generator"; a scheme with several
-        generators overrides this."""
-        return self.modules["generator"](z).float()
+    def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Samples (S, n, *sample_shape) from noise (S, n, z_dim) (for `labels` (S, n) when
+        the run is conditional), networks in eval mode: by default those of the module named
+        "generator"; a scheme with several generators overrides this."""
+        return run_generator(self.modules["generator"], z, labels).x.float()
 
     def train(self, mode: bool = True) -> None:
         for module in self.modules.values():
@@ -246,6 +303,10 @@ class TwoPlayer(Scheme):
     does not make them, how fakes are made (`fakes`); the steps around them are shared:
     fakes for D made without gradient, D frozen in G's step, mixed precision, the optimiser
     update and, after each D update, the objective's projection of D (WGAN's clipping).
+
+    In a conditional run D's fakes are made for the real batch's labels (each real sample
+    has a fake of its class beside it, and the class shares are the data's), and G's for
+    labels drawn from the data's class shares.
     """
 
     params: TwoPlayerParams
@@ -262,12 +323,16 @@ class TwoPlayer(Scheme):
             "discriminator": new_optimizer(list(discriminator.parameters()), optim.discriminator),
         }
 
-    def fakes(self) -> torch.Tensor:
-        """A fake batch from fresh noise."""
-        return self.generator(self.parts.noise_batch())
+    def fakes(self, labels: torch.Tensor | None = None) -> Batch:
+        """A fake batch from fresh noise, for `labels` (default: fresh draws of the class
+        shares when the run is conditional)."""
+        parts = self.parts
+        if labels is None:
+            labels = parts.generator_labels()
+        return run_generator(self.generator, parts.noise_batch(), labels)
 
     @abstractmethod
-    def critic_loss(self, real: torch.Tensor, fake: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def critic_loss(self, real: Batch, fake: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """D's per-seed loss on `real` against `fake` (penalties included) and its log."""
 
     @abstractmethod
@@ -279,7 +344,7 @@ class TwoPlayer(Scheme):
         real = parts.real_batch()
         with parts.autocast():
             with torch.no_grad():
-                fake = self.fakes()
+                fake = self.fakes(real.labels)
             loss, out = self.critic_loss(real, fake)
         out.update(apply_update(self.optimizers["discriminator"], loss, self.discriminator, diagnostics, "d_grad_norm"))
         parts.objective.constrain(self.discriminator)

@@ -49,6 +49,7 @@ import torch
 from pydantic import NonNegativeFloat, PositiveFloat, PositiveInt
 from torch import nn
 
+from ganscope.batch import Batch
 from ganscope.config import Config, piece_params
 from ganscope.nets.autoencoder import AUTOENCODERS, Autoencoder
 from ganscope.nets.layers import init_population
@@ -83,7 +84,8 @@ class EnergyDiscriminator(nn.Module):
         reconstruction, code = self.autoencoder(x)
         return reconstruction_energy(x, reconstruction), code
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Energies of `x`; EBGAN is unconditional, so labels are ignored."""
         return self.energy_and_code(x)[0]
 
 
@@ -128,7 +130,7 @@ class EBGAN(TwoPlayer):
             return "ebgan's pull-away term compares pairs of samples; use train.batch_size >= 2 or pt_weight=0"
         return None
 
-    def critic_loss(self, real: torch.Tensor, fake: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def critic_loss(self, real: Batch, fake: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """L_D (Eq. 1) on the energies plus the penalties of the energy; logs both energies."""
         real_energy, fake_energy = (e.float() for e in real_and_fake_logits(self.discriminator, real, fake))
         loss = margin_discriminator_loss(real_energy, fake_energy, self.params.margin)
@@ -141,7 +143,7 @@ class EBGAN(TwoPlayer):
 
     def generator_loss(self) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """L_G (Eq. 2) with the pull-away term of the fakes' codes (Eq. 7)."""
-        energy, code = self.discriminator.energy_and_code(self.fakes())
+        energy, code = self.discriminator.energy_and_code(self.fakes().x)
         pull_away = pull_away_term(code.float())
         loss = energy_generator_loss(energy.float()) + self.params.pt_weight * pull_away
         return loss, {"g_loss": loss.detach(), "pull_away": pull_away.detach()}

@@ -70,6 +70,7 @@ from pydantic import NonNegativeFloat, PositiveInt
 from torch import nn
 from torch.nn import functional as F
 
+from ganscope.batch import Batch
 from ganscope.config import Config
 from ganscope.errors import ConfigError
 from ganscope.nets.modifiers import modifiers_from_config, pack_size
@@ -204,13 +205,14 @@ class MadGAN(TwoPlayer):
             )
         return None
 
-    def critic(self, x: torch.Tensor) -> torch.Tensor:
+    def critic(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """D's realness logit of samples x: the critic every regulariser penalises."""
         return realness(self.discriminator(x))
 
-    def fakes(self) -> torch.Tensor:
-        """Every generator on one fresh noise batch: (S, k, batch_size / k, *sample_shape)."""
-        return self.generator(self.parts.noise_batch(self.per_generator))
+    def fakes(self, labels: torch.Tensor | None = None) -> Batch:
+        """Every generator on one fresh noise batch: (S, k, batch_size / k, *sample_shape)
+        (MAD-GAN is unconditional: `labels` is None)."""
+        return Batch(self.generator(self.parts.noise_batch(self.per_generator)))
 
     def diversity_penalty(self, fake: torch.Tensor) -> torch.Tensor:
         """`diversity` times the pairwise cosine similarity of `fake` (S, k, m, ...), (S,);
@@ -219,13 +221,13 @@ class MadGAN(TwoPlayer):
             return fake.new_zeros(fake.shape[0])
         return self.params.diversity * pairwise_cosine_similarity(fake)
 
-    def critic_loss(self, real: torch.Tensor, fake: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def critic_loss(self, real: Batch, fake: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The objective's game on the realness logits, the identification cross-entropy of
         the fakes (pooled over generators for D's one pass) and the penalties of `critic`."""
-        pooled = fake.flatten(1, 2)
+        pooled = Batch(fake.x.flatten(1, 2))
         real_logits, fake_logits = real_and_fake_logits(self.discriminator, real, pooled)
         loss, identify = discriminator_loss(
-            self.parts.objective, real_logits.float(), fake_logits.float().unflatten(1, (fake.shape[1], -1))
+            self.parts.objective, real_logits.float(), fake_logits.float().unflatten(1, (fake.x.shape[1], -1))
         )
         out = {"d_loss": loss.detach(), "d_identify": identify.detach()}
         return add_penalties(self.parts, self.critic, real, pooled, loss, out), out
@@ -233,7 +235,7 @@ class MadGAN(TwoPlayer):
     def generator_loss(self) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Each G_i minimises its own loss, so the backward pass sums them (a shared body
         gets the sum of its heads' gradients); the logged `g_loss` is their mean."""
-        fake = self.fakes()
+        fake = self.fakes().x
         fake_logits = self.discriminator(fake.flatten(1, 2)).float().unflatten(1, (fake.shape[1], -1))
         losses = generator_losses(self.parts.objective, fake_logits)
         diversity = self.diversity_penalty(fake.float())
@@ -241,7 +243,7 @@ class MadGAN(TwoPlayer):
         return loss, {"g_loss": losses.detach().mean(dim=1), "g_diversity": diversity.detach()}
 
     @torch.no_grad()
-    def generate(self, z: torch.Tensor) -> torch.Tensor:
+    def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         return self.generator.mixture(z).float()
 
     @classmethod

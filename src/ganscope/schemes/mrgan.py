@@ -79,6 +79,7 @@ import torch
 from pydantic import NonNegativeFloat
 from torch import nn
 
+from ganscope.batch import Batch
 from ganscope.config import Config
 from ganscope.errors import ConfigError
 from ganscope.nets.autoencoder import AUTO, EncoderChoice, build_encoder, encoder_params
@@ -121,8 +122,8 @@ def discriminator_step(
     parts: Parts,
     critic: nn.Module,
     optimizer: torch.optim.Optimizer,
-    real: torch.Tensor,
-    fake: torch.Tensor,
+    real: Batch,
+    fake: Batch,
     diagnostics: bool,
     prefix: str = "",
 ) -> dict[str, torch.Tensor]:
@@ -217,11 +218,11 @@ class MRGAN(Scheme):
         parts = self.parts
         real, z = parts.real_batch(), parts.noise_batch()
         with torch.no_grad(), parts.autocast():
-            fake = self.generator(z)
+            fake = Batch(self.generator(z))
         out = discriminator_step(parts, self.discriminator, self.optimizers["discriminator"], real, fake, diagnostics)
         with parts.autocast(), frozen(self.discriminator):
             g_loss = parts.objective.g_loss(self.discriminator(self.generator(z)).float())
-            loss, logs = self.encoder_loss(real, self.discriminator)
+            loss, logs = self.encoder_loss(real.x, self.discriminator)
         out.update(self.generator_step(g_loss + loss, {"g_loss": g_loss, **logs}, diagnostics))
         return out
 
@@ -231,17 +232,17 @@ class MRGAN(Scheme):
         parts = self.parts
         real = parts.real_batch()
         with torch.no_grad(), parts.autocast():
-            reconstruction = self.reconstruct(real)
+            reconstruction = Batch(self.reconstruct(real.x))
         out = discriminator_step(
             parts, self.discriminator, self.optimizers["discriminator"], real, reconstruction, diagnostics
         )
         with parts.autocast(), frozen(self.discriminator):
-            loss, logs = self.encoder_loss(real, self.discriminator)
+            loss, logs = self.encoder_loss(real.x, self.discriminator)
         out.update(self.generator_step(loss, logs, diagnostics))
 
         real, z = parts.real_batch(), parts.noise_batch()
         with torch.no_grad(), parts.autocast():
-            reconstruction, fake = self.reconstruct(real), self.generator(z)
+            reconstruction, fake = Batch(self.reconstruct(real.x)), Batch(self.generator(z))
         critic = self.diffusion_discriminator
         out.update(
             discriminator_step(

@@ -57,11 +57,13 @@ from pydantic import NonNegativeInt
 from torch import nn
 from torch.func import functional_call
 
+from ganscope.batch import Batch
 from ganscope.errors import ConfigError
 from ganscope.nets.layers import at_least_float32
 from ganscope.objectives.base import Objective
+from ganscope.regularizers.base import judge
 from ganscope.schemes.alternating import Alternating, AlternatingParams
-from ganscope.schemes.base import SCHEMES, Parts, apply_update
+from ganscope.schemes.base import SCHEMES, Parts, add_generator_penalties, apply_update, run_generator
 
 
 class UnrolledParams(AlternatingParams):
@@ -222,8 +224,12 @@ class FunctionalCritic:
         self.tensors = tensors
         self.batch_coupled = getattr(module, "batch_coupled", False)
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return functional_call(self.module, self.tensors, (x,))
+    def __call__(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return functional_call(self.module, self.tensors, (x, labels))
+
+    def classify(self, x: torch.Tensor) -> torch.Tensor:
+        """An auxiliary classifier's class logits (AC-GAN) under these parameters."""
+        return functional_call(self.module, self.tensors, (x,), {"classes": True})
 
 
 @dataclass(frozen=True)
@@ -232,7 +238,8 @@ class UnrollDraws:
     for each of the K surrogate D updates, a real batch and the noise of its fake batch."""
 
     g_noise: torch.Tensor
-    real: tuple[torch.Tensor, ...]
+    g_labels: torch.Tensor | None
+    real: tuple[Batch, ...]
     noise: tuple[torch.Tensor, ...]
 
 
@@ -258,12 +265,12 @@ class Unrolled(Alternating):
     def draw(self) -> UnrollDraws:
         """Fresh draws from the population's noise and data streams."""
         parts, k = self.parts, self.params.unroll_steps
-        g_noise = parts.noise_batch()
+        g_noise, g_labels = parts.noise_batch(), parts.generator_labels()
         real = tuple(parts.real_batch() for _ in range(k))
         noise = tuple(parts.noise_batch() for _ in range(k))
-        return UnrollDraws(g_noise, real, noise)
+        return UnrollDraws(g_noise, g_labels, real, noise)
 
-    def unroll(self, real: Sequence[torch.Tensor], noise: Sequence[torch.Tensor]) -> dict[str, torch.Tensor]:
+    def unroll(self, real: Sequence[Batch], noise: Sequence[torch.Tensor]) -> dict[str, torch.Tensor]:
         """theta_D^K: D's parameters (and buffers) after one surrogate update per pair of
         batches, as non-leaf tensors with their graph to G's parameters."""
         names = [name for name, _ in self.discriminator.named_parameters()]
@@ -273,22 +280,26 @@ class Unrolled(Alternating):
         for real_k, noise_k in zip(real, noise, strict=True):
             critic = FunctionalCritic(self.discriminator, {**dict(zip(names, params)), **buffers})
             with self.parts.autocast():
-                loss, _ = self.critic_loss(real_k, self.generator(noise_k), critic)
+                loss, _ = self.critic_loss(real_k, run_generator(self.generator, noise_k, real_k.labels), critic)
             grads = torch.autograd.grad(loss.sum(), params, create_graph=True)
             params = rule.step(params, grads)
         return {**dict(zip(names, params)), **buffers}
 
-    def surrogate_g_loss(self, draws: UnrollDraws) -> torch.Tensor:
-        """f_K per seed, (S,): the objective's G loss against theta_D^K."""
+    def surrogate_g_loss(self, draws: UnrollDraws) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """f_K per seed, (S,): the objective's G loss against theta_D^K, plus the penalties
+        that act on G under that same D; and the log."""
         critic = FunctionalCritic(self.discriminator, self.unroll(draws.real, draws.noise))
         with self.parts.autocast():
-            return self.parts.objective.g_loss(at_least_float32(critic(self.generator(draws.g_noise))))
+            fake = run_generator(self.generator, draws.g_noise, draws.g_labels)
+            loss = self.parts.objective.g_loss(at_least_float32(judge(critic, fake)))
+            out = {"g_loss": loss.detach()}
+            return add_generator_penalties(self.parts, critic, fake, loss, out), out
 
     def g_step(self, diagnostics: bool) -> dict[str, torch.Tensor]:
         """G descends f_K. D is not frozen: the surrogate runs on copies of its parameters,
         and the backward pass is limited to G's parameters (the copies need no gradient)."""
-        loss = self.surrogate_g_loss(self.draw())
+        loss, out = self.surrogate_g_loss(self.draw())
         params = list(self.generator.parameters())
         update = apply_update(self.optimizers["generator"], loss, self.generator, diagnostics, "g_grad_norm", params)
-        return {"g_loss": loss.detach(), **update}
+        return {**out, **update}
 

@@ -71,6 +71,11 @@ SAMPLES = "samples.npy"
 ROLLED_BACK = "rolled_back_to"
 
 
+#: Streams that checkpoints written before labels and network draws existed lack; such a
+#: run never drew from them, so a resume starts them fresh.
+STREAMS_SINCE_LABELS = ("labels", "network")
+
+
 class Evaluated(NamedTuple):
     """One evaluation: per-seed scores, the (S, n, ...) samples, the oracle's readings."""
 
@@ -282,7 +287,8 @@ class Run:
             for k, opt in self.scheme.optimizers.items():
                 opt.load_state_dict(state["optimizers"][k])
             for k, rng in self.parts.streams.items():
-                rng.set_state(state["streams"][k])
+                if k in state["streams"] or k not in STREAMS_SINCE_LABELS:
+                    rng.set_state(state["streams"][k])
         except (KeyError, RuntimeError, ValueError) as err:
             raise CheckpointError(
                 f"{where} does not match this run's networks ({str(err).splitlines()[0]}); "
@@ -344,15 +350,26 @@ class Run:
 
     # ---- sampling and scoring ------------------------------------------------------------
 
-    def sample(self, n: int, key: int | None = None) -> torch.Tensor:
-        """(S, n, *sample_shape) samples; `key` (default: the current step) fixes the noise."""
-        rng = PopulationRandom(self.parts.seeds, "eval", self.step if key is None else key, device=self.parts.device)
+    def sample(self, n: int, key: int | None = None, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """(S, n, *sample_shape) samples; `key` (default: the current step) fixes the noise
+        and, in a conditional run, the labels (`sample_labels`) unless `labels` (S, n) says."""
+        key = self.step if key is None else key
+        rng = PopulationRandom(self.parts.seeds, "eval", key, device=self.parts.device)
         z = self.parts.noise.draw(rng, n)
+        if labels is None:
+            labels = self.sample_labels(n, key)
         self.scheme.train(False)
         try:
-            return self.scheme.generate(z)
+            return self.scheme.generate(z, None if labels is None else labels.to(self.parts.device))
         finally:
             self.scheme.train(True)
+
+    def sample_labels(self, n: int, key: int) -> torch.Tensor | None:
+        """The labels (S, n) that `sample` asks a conditional generator for under `key`:
+        drawn from the data's class shares, so the samples are scored as the data is."""
+        rng = PopulationRandom(self.parts.seeds, "labels", key, 1)
+        labels = self.parts.generator_labels(n, rng)
+        return None if labels is None else labels.cpu()
 
     def evaluate(self, n: int | None = None, key: int | None = None) -> tuple[list[ModeScore], torch.Tensor]:
         """Scores of (S, n, ...) samples, which come back on the CPU, where the oracle reads them."""
@@ -367,10 +384,14 @@ class Run:
         key = self.step if key is None else key
         if self._last_read is not None and self._last_read[0] == (self.step, n, key):
             return self._last_read[1]
-        samples = self.sample(n, key).cpu()
+        labels = self.sample_labels(n, key)
+        samples = self.sample(n, key, labels).cpu()
         readings = [self.parts.data.oracle.read(s) for s in samples]
-        evaluated = Evaluated([score_modes(s, self.parts.data.oracle, r) for s, r in zip(samples, readings)],
-                              samples, readings)
+        per_seed_labels = [None] * len(samples) if labels is None else list(labels)
+        evaluated = Evaluated(
+            [score_modes(s, self.parts.data.oracle, r, y) for s, r, y in zip(samples, readings, per_seed_labels)],
+            samples, readings,
+        )
         self._last_read = ((self.step, n, key), evaluated)
         return evaluated
 
@@ -385,6 +406,9 @@ class Run:
             f"modes covered, {100 * stats['hq_fraction_mean']:.1f} ± {100 * stats['hq_fraction_std']:.1f}% high "
             f"quality, reverse KL {stats['reverse_kl_mean']:.3f} ± {stats['reverse_kl_std']:.3f}"
         )
+        if "label_fidelity_mean" in stats:
+            text += (f", label fidelity {100 * stats['label_fidelity_mean']:.1f} ± "
+                     f"{100 * stats['label_fidelity_std']:.1f}%")
         if "protocol_modes_mean" in stats:
             text += (f"; protocol over all samples: {stats['protocol_modes_mean']:.1f} ± "
                      f"{stats['protocol_modes_std']:.1f} modes, KL {stats['protocol_kl_mean']:.3f} ± "

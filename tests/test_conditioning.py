@@ -1,0 +1,271 @@
+"""Labels through the spine (data, batch, packing, D, G, penalties) and the three
+conditionings: CGAN's inputs, the projection term and AC-GAN's class loss against hand
+computations, labels aligned with their samples, seed independence, bit-exact resume,
+label fidelity and `ganscope sample --label` end to end."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import ganscope
+from ganscope.batch import Batch
+from ganscope.config import piece_params
+from ganscope.data import dataset_from_config
+from ganscope.errors import ConfigError
+from ganscope.nets.conditioning import AuxiliaryClassifier, ClassProjection, LabelChannels, LabelledInput
+from ganscope.nets.layers import StreamUser, attach_stream
+from ganscope.nets.modifiers import Packed
+from ganscope.schemes import SCHEMES, Parts
+from ganscope.seeding import PopulationRandom, make_generator
+
+CONDITIONINGS = ["cgan", "projection", "acgan"]
+
+
+def scheme_of(overrides: list[str]):
+    cfg = ganscope.load_config(overrides=overrides)
+    return SCHEMES.get(cfg.scheme.name)(Parts.from_config(cfg), piece_params(cfg, "scheme"))
+
+
+def weights(scheme) -> dict[str, torch.Tensor]:
+    return {f"{m}.{k}": v.detach().clone() for m, mod in scheme.modules.items() for k, v in mod.state_dict().items()}
+
+
+# ---- the batch and labelled data ---------------------------------------------------------
+
+
+def test_batch_keeps_labels_with_their_samples() -> None:
+    a = Batch(torch.arange(6.0).view(1, 3, 2), torch.tensor([[0, 1, 2]]))
+    b = Batch(torch.arange(6.0, 10.0).view(1, 2, 2), torch.tensor([[3, 4]]))
+    joined = a.cat(b)
+    assert joined.size == 5 and joined.labels.tolist() == [[0, 1, 2, 3, 4]]
+    assert torch.equal(joined.x[0, 3], b.x[0, 0])
+    assert a.with_samples(a.x * 0).labels is a.labels
+    with pytest.raises(ValueError, match="do not match"):
+        Batch(torch.zeros(1, 3, 2), torch.zeros(1, 4, dtype=torch.long))
+    with pytest.raises(ValueError, match="labelled batch with an unlabelled"):
+        a.cat(Batch(b.x))
+
+
+@pytest.mark.parametrize("data", ["ring", "grid", "digits"])
+def test_labelled_draws_are_the_unlabelled_draws_and_labels_are_modes(data: str) -> None:
+    dataset = dataset_from_config(ganscope.load_config(overrides=[f"data.name={data}"]))
+    plain = dataset.sample(200, make_generator(0, "data"))
+    samples, labels = dataset.sample_labelled(200, make_generator(0, "data"))
+    assert torch.equal(plain, samples) and labels.shape == (200,) and labels.dtype == torch.long
+    assert len(dataset.label_weights) == dataset.n_classes and math.isclose(float(dataset.label_weights.sum()), 1.0,
+                                                                           rel_tol=1e-6)
+    if data != "digits":  # points within 3 std of their own centre: the oracle reads the label
+        assignment = dataset.oracle.assign(samples)
+        assert torch.equal(assignment.mode[assignment.high_quality], labels[assignment.high_quality])
+
+
+def test_stacked_labels_are_the_oracles_triples() -> None:
+    data = dataset_from_config(ganscope.load_config(overrides=["data.name=stacked-digits"]))
+    samples, labels = data.sample_labelled(50, make_generator(1, "data"))
+    digits = data.split.train_labels
+    assert data.n_classes == 1000 and labels.max() < 1000
+    # the first channel of each sample is a training image of digit labels // 100
+    firsts = samples[:, 0]
+    for image, label in zip(firsts[:5], labels[:5], strict=True):
+        matches = (data.split.train_images[:, 0] == image).flatten(1).all(dim=1)
+        assert int(label) // 100 in set(digits[matches].tolist())
+
+
+# ---- the conditioning pieces against hand computations ------------------------------------
+
+
+def test_cgan_feeds_one_hot_labels_to_both_players() -> None:
+    seen: list[torch.Tensor] = []
+    inner_g = torch.nn.Identity()
+    g = LabelledInput(inner_g, 3)
+    z = torch.zeros(1, 2, 4)
+    out = g(z, torch.tensor([[2, 0]]))
+    assert torch.equal(out[0, :, 4:], torch.tensor([[0.0, 0, 1], [1, 0, 0]]))
+    inner_d = torch.nn.Identity()
+    inner_d.register_forward_hook(lambda _m, args, _out: seen.append(args[0]))
+    d = LabelChannels(inner_d, 3)
+    images = torch.randn(1, 2, 1, 2, 2)
+    d(images, torch.tensor([[1, 2]]))
+    assert seen[0].shape == (1, 2, 4, 2, 2)  # 1 channel + 3 label maps
+    assert torch.equal(seen[0][0, 0, 1:], torch.tensor([0.0, 1, 0]).view(3, 1, 1).expand(3, 2, 2))
+    with pytest.raises(ValueError, match="needs the samples' labels"):
+        d(images)
+
+
+def test_projection_adds_the_class_embedding_dot_features() -> None:
+    scheme = scheme_of(["conditioning.name=projection", "train.seeds=2"])
+    d = scheme.discriminator
+    x, labels = torch.randn(2, 5, 2), torch.randint(8, (2, 5))
+    features = d.extensions(d.body(x))
+    v = d.projection.weight  # (S, K, F)
+    expected = d.head(features) + torch.stack(
+        [torch.stack([v[s, labels[s, b]] @ features[s, b] for b in range(5)]) for s in range(2)]
+    ).unsqueeze(-1)
+    torch.testing.assert_close(d(x, labels), expected)
+    assert not torch.allclose(d(x, labels), d(x, (labels + 1) % 8)), "the label changes D's output"
+
+
+def test_projection_of_a_pack_uses_its_samples_mean_embedding() -> None:
+    scheme = scheme_of(["conditioning.name=projection", "d_modifiers=[{name: pack, m: 2}]"])
+    d = scheme.discriminator
+    assert isinstance(d, Packed)
+    x, labels = torch.randn(1, 4, 2), torch.tensor([[0, 3, 5, 5]])
+    inner = d.inner
+    packed = x.reshape(1, 2, 4)
+    features = inner.extensions(inner.body(packed))
+    v = inner.projection.weight[0]
+    terms = torch.stack([(v[0] + v[3]) / 2 @ features[0, 0], v[5] @ features[0, 1]])
+    torch.testing.assert_close(d(x, labels), inner.head(features) + terms.view(1, 2, 1))
+
+
+def test_acgan_class_loss_is_cross_entropy_for_both_players() -> None:
+    scheme = scheme_of(["conditioning.name=acgan", "train.seeds=2", "conditioning.class_weight=0.5"])
+    d = scheme.discriminator
+    assert isinstance(d, AuxiliaryClassifier)
+    x, labels = torch.randn(2, 6, 2), torch.randint(8, (2, 6))
+    real, fake = Batch(x[:, :3], labels[:, :3]), Batch(x[:, 3:], labels[:, 3:])
+    assert d(x).shape == (2, 6, 1) and d.classify(x).shape == (2, 6, 8)
+    loss = scheme.parts.regularizers["acgan_class"]
+    assert loss.weight == 0.5 and "generator" in loss.players
+
+    def ce(batch: Batch) -> torch.Tensor:
+        logits = d.classify(batch.x)
+        return torch.stack([F.cross_entropy(logits[s], batch.labels[s]) for s in range(2)])
+
+    rng = scheme.parts.streams["penalty"]
+    torch.testing.assert_close(loss.penalty(d, real, fake, rng), ce(real) + ce(fake))
+    torch.testing.assert_close(loss.generator_penalty(d, fake, rng), ce(fake))
+    out = scheme.train_step()
+    assert {"penalty_acgan_class", "g_penalty_acgan_class"} <= set(out)
+
+
+def test_d_steps_fakes_carry_the_real_batchs_labels() -> None:
+    scheme = scheme_of(["conditioning.name=cgan", "train.seeds=2", "train.batch_size=16"])
+    asked: list[torch.Tensor] = []
+    generator = scheme.generator
+    generator.register_forward_pre_hook(lambda _m, args: asked.append(args[1].clone()))
+    seen: list[Batch] = []
+    original = scheme.critic_loss
+    scheme.critic_loss = lambda real, fake, critic=None: (seen.append((real, fake)), original(real, fake))[1]
+    scheme.d_step(diagnostics=False)
+    real, fake = seen[0]
+    assert torch.equal(asked[0], real.labels) and torch.equal(fake.labels, real.labels)
+    scheme.generator_loss()
+    assert asked[1].shape == (2, 16) and not torch.equal(asked[1], real.labels)
+
+
+@pytest.mark.parametrize("conditioning", CONDITIONINGS)
+def test_conditional_seed_in_a_population_equals_seed_alone(conditioning: str) -> None:
+    base = ["train.batch_size=16", f"conditioning.name={conditioning}", "regularizers=[{name: gradient-penalty}]",
+            "objective.name=wgan-gp"]
+    both = scheme_of([*base, "train.seeds=[1,3]"])
+    alone = scheme_of([*base, "train.seeds=[3]"])
+    for _ in range(10):
+        out_both, out_alone = both.train_step(), alone.train_step()
+        for key in out_alone:
+            torch.testing.assert_close(out_both[key][1:], out_alone[key], rtol=1e-5, atol=1e-5)
+
+
+def test_unrolled_trains_with_acgans_class_loss_under_the_surrogate_d() -> None:
+    scheme = scheme_of(["conditioning.name=acgan", "scheme.name=unrolled", "scheme.unroll_steps=2",
+                        "train.batch_size=16"])
+    before = weights(scheme)
+    out = scheme.train_step()
+    assert torch.isfinite(out["g_penalty_acgan_class"]).all()
+    assert any(not torch.equal(before[k], v) for k, v in weights(scheme).items() if k.startswith("generator"))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["conditioning.name=cgan", "scheme.name=madgan"], "works with the alternating and unrolled schemes"),
+        (["conditioning.name=acgan", "d_modifiers=[{name: pack}]"], "drop one of the two"),
+        (["conditioning.name=bogus"], "unknown conditioning 'bogus'"),
+    ],
+)
+def test_bad_conditioning_configs_say_why(overrides: list[str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        ganscope.load_config(overrides=overrides)
+
+
+def test_conditioning_on_unlabelled_data_is_refused(tmp_path: Path) -> None:
+    points = tmp_path / "points.csv"
+    points.write_text("\n".join(f"{i % 3 + 0.01 * i},{i % 5}" for i in range(60)))
+    cfg = ganscope.load_config(overrides=["conditioning.name=cgan", "data.name=file", f"data.path={points}",
+                                          "data.n_modes=3"])
+    with pytest.raises(ConfigError, match="needs labelled data"):
+        Parts.from_config(cfg)
+
+
+# ---- streams, resume, end to end ---------------------------------------------------------
+
+
+def test_network_streams_are_attached_and_checkpointed(tmp_path: Path, tiny_overrides: list[str]) -> None:
+    class Noisy(StreamUser):
+        pass
+
+    holder = torch.nn.Sequential(torch.nn.Identity(), Noisy())
+    rng = PopulationRandom([0, 1], "network")
+    attach_stream(holder, rng)
+    assert holder[1].rng is rng
+    run = ganscope.Run.create(ganscope.load_config(overrides=[*tiny_overrides, "train.steps=20"]), tmp_path / "run")
+    assert {"labels", "network"} <= set(run.state_dict()["streams"])
+    old = run.state_dict()
+    for name in ("labels", "network"):  # a checkpoint from before these streams existed
+        del old["streams"][name]
+    run.load_state_dict(old)
+
+
+@pytest.mark.parametrize("conditioning", ["projection", "acgan"])
+def test_conditional_resume_is_bit_exact(tmp_path: Path, tiny_overrides: list[str], conditioning: str) -> None:
+    base = [*tiny_overrides, f"conditioning.name={conditioning}"]
+    straight = ganscope.Run.create(ganscope.load_config(overrides=[*base, "train.steps=40"]), tmp_path / "a")
+    straight.fit(progress=False)
+    first = ganscope.Run.create(ganscope.load_config(overrides=[*base, "train.steps=20"]), tmp_path / "b")
+    first.fit(progress=False)
+    resumed = ganscope.Run.open(tmp_path / "b", overrides=["train.steps=40"])
+    resumed.fit(progress=False)
+    for name, module in straight.scheme.modules.items():
+        for key, value in module.state_dict().items():
+            assert torch.equal(value, resumed.scheme.modules[name].state_dict()[key]), (name, key)
+
+
+def test_conditional_ring_run_reports_label_fidelity_and_samples_a_label(tmp_path: Path) -> None:
+    run_dir = tmp_path / "cgan"
+    cli = [sys.executable, "-c", "import sys; from ganscope.cli import main; sys.exit(main(sys.argv[1:]))"]
+    done = subprocess.run([*cli, "train", "-o", str(run_dir), "-q", "-s", "conditioning.name=cgan",
+                           "train.steps=300", "train.eval_every=300", "train.seeds=2"],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "label fidelity" in done.stdout
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["label_fidelity_mean"] > 0.9, summary["label_fidelity"]
+    out = tmp_path / "three.npy"
+    done = subprocess.run([*cli, "sample", str(run_dir), "-n", "200", "--label", "3", "-o", str(out)],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    import numpy as np
+
+    points = torch.from_numpy(np.load(out))
+    centre = torch.tensor([math.cos(3 * math.pi / 4), math.sin(3 * math.pi / 4)])
+    assert (points - centre).norm(dim=1).median() < 0.1, "label 3 asks for the ring's mode 3"
+    for label, message in ((8, "not a class of ring"),):
+        done = subprocess.run([*cli, "sample", str(run_dir), "--label", str(label), "-o", str(out)],
+                              capture_output=True, text=True, check=False)
+        assert done.returncode != 0 and message in done.stderr and "Traceback" not in done.stderr
+
+
+def test_sample_label_on_an_unconditional_run_is_refused(tmp_path: Path, tiny_config: ganscope.Config) -> None:
+    ganscope.Run.create(tiny_config, tmp_path / "run").fit(progress=False)
+    cli = [sys.executable, "-c", "import sys; from ganscope.cli import main; sys.exit(main(sys.argv[1:]))"]
+    done = subprocess.run([*cli, "sample", str(tmp_path / "run"), "--label", "1", "-o", str(tmp_path / "x.npy")],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode != 0 and "unconditional" in done.stderr and not (tmp_path / "x.npy").exists()
