@@ -269,3 +269,38 @@ def test_sample_label_on_an_unconditional_run_is_refused(tmp_path: Path, tiny_co
     done = subprocess.run([*cli, "sample", str(tmp_path / "run"), "--label", "1", "-o", str(tmp_path / "x.npy")],
                           capture_output=True, text=True, check=False)
     assert done.returncode != 0 and "unconditional" in done.stderr and not (tmp_path / "x.npy").exists()
+
+
+# ---- the monitor on conditional generators ----------------------------------------------
+
+
+def conditional_events(samples: torch.Tensor, labels: torch.Tensor) -> list:
+    """What the monitor says of one ring seed's (constructed) conditional samples, judged as
+    a run's last evaluation."""
+    from ganscope.metrics.modes import score_modes
+    from ganscope.monitor import Monitor
+
+    cfg = ganscope.load_config(overrides=["conditioning.name=cgan", "train.eval_samples=2000"])
+    data = dataset_from_config(cfg)
+    monitor = Monitor(cfg, data)
+    score = score_modes(samples, data.oracle, labels=labels)
+    stats = monitor.measure(samples[None], labels=labels[None])[0]
+    records = [{"step": step, "seed": 0, "kind": "eval", **score.to_dict(), **stats} for step in (100, 200)]
+    return monitor.observe(records)
+
+
+def test_monitor_names_ignored_labels_and_a_class_collapsed_inside() -> None:
+    data = dataset_from_config(ganscope.load_config())
+    samples, labels = data.sample_labelled(2000, make_generator(5, "data"))
+    assert conditional_events(samples, labels) == [], "real samples with their own labels raise nothing"
+
+    shuffled = labels[torch.randperm(len(labels), generator=make_generator(6, "data"))]
+    (event,) = [e for e in conditional_events(samples, shuffled) if e.kind == "label-ignored"]
+    assert 0.08 < event.evidence["label_fidelity"] < 0.2 and "rule: label fidelity under 50%" in event.text
+    assert "-s conditioning.name=projection" in event.remedy.how
+
+    collapsed = samples.clone()
+    collapsed[labels == 3] = samples[labels == 3][0]  # every sample asked for class 3 is one point
+    events = {e.kind: e for e in conditional_events(collapsed, labels)}
+    assert "label-ignored" not in events
+    assert events["class-collapse"].text.startswith("1 class(es) collapsed inside: 3 (0.00x)")

@@ -30,12 +30,14 @@ class ModeScore:
     #: For a conditional generator: the share of samples the oracle reads as the label
     #: they were generated for (every sample counted, high quality or not); else None.
     label_fidelity: float | None = None
+    #: Label fidelity of each class's samples (None for a class no sample was asked for).
+    class_fidelity: list[float | None] | None = None
 
     def to_dict(self) -> dict[str, object]:
         d = asdict(self)
         d["reverse_kl"] = None if math.isnan(self.reverse_kl) else self.reverse_kl
         del d["protocol_summary"]
-        for optional in ("protocol", "label_fidelity"):
+        for optional in ("protocol", "label_fidelity", "class_fidelity"):
             if d[optional] is None:
                 del d[optional]
         return d
@@ -84,7 +86,16 @@ def score_modes(
         protocol=None if protocol is None else protocol.to_dict(),
         protocol_summary=None if protocol is None else protocol.summary(),
         label_fidelity=None if labels is None else float((assignment.mode == labels).double().mean()),
+        class_fidelity=None if labels is None else class_fidelity(assignment.mode, labels, oracle.n_modes),
     )
+
+
+def class_fidelity(modes: torch.Tensor, labels: torch.Tensor, n_classes: int) -> list[float | None]:
+    """Per class y: the share of samples asked for y that the oracle reads as y; None for a
+    class no sample was asked for."""
+    asked = torch.bincount(labels, minlength=n_classes)
+    hits = torch.bincount(labels[modes == labels], minlength=n_classes)
+    return [None if int(a) == 0 else float(h) / int(a) for a, h in zip(asked, hits, strict=True)]
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:

@@ -53,6 +53,11 @@ def _number(value: Any) -> float:
     return math.nan if value is None else float(value)
 
 
+def _numbers(values: Sequence[Any] | None) -> np.ndarray:
+    """A logged list as floats (nulls as NaN); a missing list is empty."""
+    return np.asarray([_number(v) for v in values or []], dtype=np.float64)
+
+
 @dataclass(frozen=True)
 class Evaluation:
     """One evaluation of one seed: its mode histogram and its diversity statistics."""
@@ -64,6 +69,12 @@ class Evaluation:
     spread_ratio: float  # within-mode spread over the real data's; NaN if unmeasured
     nearest_counts: np.ndarray  # all samples per nearest mode, high quality or not
     global_spread_ratio: float  # all samples' spread about their mean over the real data's; NaN if unmeasured
+    #: A conditional generator's: share of samples read as their asked class (NaN if
+    #: unconditional), that share per class, and per class the spread of the samples asked
+    #: for it over the real class's (empty arrays if unconditional; NaN where unmeasured).
+    label_fidelity: float = math.nan
+    class_fidelity: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    class_spread_ratio: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> Evaluation:
@@ -78,6 +89,9 @@ class Evaluation:
             # closest stand-in, and an unmeasured spread never counts as lost.
             nearest_counts=np.asarray(record.get("nearest_counts", counts), dtype=np.float64),
             global_spread_ratio=_number(record.get("global_spread_ratio")),
+            label_fidelity=_number(record.get("label_fidelity")),
+            class_fidelity=_numbers(record.get("class_fidelity")),
+            class_spread_ratio=_numbers(record.get("class_spread_ratio")),
         )
 
     @property
@@ -100,6 +114,8 @@ class History:
     quality_rule: str = "within the protocol's distance of a mode"
     #: Which samples cover a mode (`ModeOracle.covered_by`): "high-quality" or "all".
     covered_by: str = "high-quality"
+    #: Where distances between samples are measured (`ModeOracle.feature_space`).
+    feature_space: str = "the samples' own coordinates"
     evals: deque[Evaluation] = field(default_factory=lambda: deque(maxlen=HISTORY_EVALS))
     train: list[dict[str, Any]] = field(default_factory=list)
     #: Largest finite value each train key has reached over the whole run, never trimmed:
@@ -781,3 +797,119 @@ class LossSignature(Detector):
                 f"{100 * evidence['d_change']:.1f}% (rule: a fall >= {100 * p.min_g_drop:.0f}%, >= "
                 f"{100 * p.min_falling_share:.0f}% of steps down, D within {100 * p.max_d_change:.0f}%)")
         return Finding(int(t[start]), evidence, text)
+
+
+# ---- conditional generators -------------------------------------------------------------
+
+
+class ConditionalParams(Params):
+    grace_evals: int = Field(
+        1, ge=0,
+        description="the first evaluations (this many) are not judged: a conditional G learns to follow "
+        "its labels as it learns the data; the last evaluation of a run is always judged",
+    )
+
+
+def _named_classes(values: np.ndarray, holds: Callable[[float], bool], fmt: Callable[[float], str]) -> str:
+    """`class (value)` for the (at most 5) classes whose value `holds`, lowest value first."""
+    chosen = [int(y) for y in np.argsort(values) if math.isfinite(values[y]) and holds(float(values[y]))]
+    shown = ", ".join(f"{y} ({fmt(float(values[y]))})" for y in chosen[:5])
+    return shown + (f" and {len(chosen) - 5} more" if len(chosen) > 5 else "")
+
+
+def _judged_now(history: History, grace_evals: int) -> Evaluation | None:
+    ev = history.latest
+    if ev is None or (len(history.evals) <= grace_evals and not history.final):
+        return None
+    return ev
+
+
+class LabelIgnoredParams(ConditionalParams):
+    min_label_fidelity: float = Field(
+        0.5, gt=0, le=1,
+        description="a conditional G ignores its labels when fewer than this share of its samples are "
+        "read by the oracle as the class they were asked for (chance is the class's share: 1/8 on the "
+        "ring, 1/10 on digits); conditional GANs that learned the data follow their labels 80-100%",
+    )
+
+
+@DETECTORS.register(
+    "label-ignored", "a conditional G makes other classes than it is asked for (label fidelity low)",
+    LabelIgnoredParams,
+)
+class LabelIgnored(Detector):
+    """A class-conditional generator that does not follow its labels, the conditional
+    failure that an unconditional score cannot see (the samples may cover every mode):
+    label fidelity, the share of samples the oracle reads as their asked class, below the
+    threshold. The classes followed least are named with their own fidelity."""
+
+    params: LabelIgnoredParams
+    remedies = (
+        TryPiece("conditionings", "projection"),
+        TryPiece("conditionings", "acgan"),
+    )
+
+    def _low(self, ev: Evaluation) -> bool:
+        return ev.label_fidelity < self.params.min_label_fidelity
+
+    def check(self, history: History) -> Finding | None:
+        ev, p = _judged_now(history, self.params.grace_evals), self.params
+        if ev is None or not self._low(ev):
+            return None
+        started = trailing_start(history.evals, self._low, lambda e: e.step)
+        chance = float(history.weights @ history.weights)  # P(asked class = read class) for independent draws
+        worst = _named_classes(ev.class_fidelity, lambda f: f < p.min_label_fidelity, lambda f: f"{100 * f:.0f}%")
+        text = (
+            f"only {100 * ev.label_fidelity:.1f}% of samples are read as the class they were asked for "
+            f"(rule: label fidelity under {100 * p.min_label_fidelity:.0f}% after the first {p.grace_evals} "
+            f"evaluation(s); ignoring the labels gives about {100 * chance:.0f}%); classes followed least: {worst}"
+        )
+        evidence = {"label_fidelity": ev.label_fidelity, "chance_fidelity": chance}
+        return Finding(started, evidence, text)
+
+
+class ClassCollapseParams(ConditionalParams):
+    max_class_spread_ratio: float = Field(
+        0.35, gt=0,
+        description="a class has collapsed inside when the samples asked for it spread (RMS distance to "
+        "their own mean, in the oracle's feature space) at most this multiple of the real class's "
+        "spread: the collapse detector's within-mode rule, applied to what one label produces",
+    )
+
+
+@DETECTORS.register(
+    "class-collapse", "the samples a conditional G makes for one class lose their diversity (intra-class "
+    "collapse)", ClassCollapseParams,
+)
+class ClassCollapse(Detector):
+    """Intra-class mode collapse: a conditional G that answers a label with (nearly) one
+    sample. Per class, the spread of the samples asked for it over the real class's
+    spread; every class at or under the threshold is named with its ratio. Classes with
+    too few samples to measure are not judged."""
+
+    params: ClassCollapseParams
+    remedies = (
+        TryPiece("d_modifiers", "minibatch-stddev"),
+        TryPiece("d_modifiers", "pack"),
+        TryPiece("d_modifiers", "minibatch"),
+    )
+
+    def _collapsed(self, ev: Evaluation) -> np.ndarray:
+        ratios = ev.class_spread_ratio
+        return np.isfinite(ratios) & (ratios <= self.params.max_class_spread_ratio)
+
+    def check(self, history: History) -> Finding | None:
+        ev, p = _judged_now(history, self.params.grace_evals), self.params
+        if ev is None or not self._collapsed(ev).any():
+            return None
+        started = trailing_start(history.evals, lambda e: bool(self._collapsed(e).any()), lambda e: e.step)
+        collapsed = self._collapsed(ev)
+        named = _named_classes(ev.class_spread_ratio, lambda r: r <= p.max_class_spread_ratio, lambda r: f"{r:.2f}x")
+        text = (
+            f"{int(collapsed.sum())} class(es) collapsed inside: {named} of the real class's spread "
+            f"(rule: the samples asked for a class spread <= {p.max_class_spread_ratio:g}x the real class's, "
+            f"in {history.feature_space})"
+        )
+        evidence = {"collapsed_classes": float(collapsed.sum()),
+                    "min_class_spread_ratio": float(np.nanmin(ev.class_spread_ratio))}
+        return Finding(started, evidence, text)

@@ -122,9 +122,14 @@ class Diversity:
             self._reference[n] = Reference(threshold, len(flat), *self._spreads(real), global_spread(real.features))
         return self._reference[n]
 
-    def measure(self, samples: torch.Tensor, reading: Reading | None = None) -> dict[str, float]:
+    def measure(
+        self, samples: torch.Tensor, reading: Reading | None = None, labels: torch.Tensor | None = None
+    ) -> dict[str, Any]:
         """The three statistics of one seed's samples (n, *sample_shape); NaN when
-        unmeasurable. `reading` is the oracle's of these samples, when it has one."""
+        unmeasurable. `reading` is the oracle's of these samples, when it has one. With the
+        `labels` (n,) a conditional generator was asked for, also `class_spread_ratio`: per
+        class, the spread of the samples asked for it over the real class's (a label is a
+        mode), None where either has fewer than `MIN_MODE_SAMPLES`."""
         n = len(samples)
         if n < 2:
             return {"duplicate_fraction": math.nan, "spread_ratio": math.nan, "global_spread_ratio": math.nan}
@@ -139,7 +144,15 @@ class Diversity:
             if usable.any() else math.nan
         )
         overall = global_spread(reading.features) / real_global if real_global > 0 else math.nan
-        return {"duplicate_fraction": duplicates, "spread_ratio": ratio, "global_spread_ratio": overall}
+        out: dict[str, Any] = {"duplicate_fraction": duplicates, "spread_ratio": ratio, "global_spread_ratio": overall}
+        if labels is not None:
+            asked = torch.ones_like(labels, dtype=torch.bool)
+            class_spread, class_count = mode_spreads(reading.features, labels, asked, self.data.oracle.n_modes)
+            measurable = (class_count >= MIN_MODE_SAMPLES) & (real_count >= MIN_MODE_SAMPLES) & (real_spread > 0)
+            out["class_spread_ratio"] = [
+                float(class_spread[y] / real_spread[y]) if measurable[y] else None for y in range(len(measurable))
+            ]
+        return out
 
 
 # ---- events ---------------------------------------------------------------------------
@@ -323,7 +336,8 @@ class Monitor:
         } if mcfg.enabled else {}
         self.diversity = Diversity(data, mcfg.duplicate_quantile, cfg.seed) if mcfg.enabled else None
         weights = data.oracle.weights.double().numpy()
-        self.histories = {seed: History(weights, data.oracle.quality_rule, data.oracle.covered_by)
+        oracle = data.oracle
+        self.histories = {seed: History(weights, oracle.quality_rule, oracle.covered_by, oracle.feature_space)
                           for seed in cfg.seed_list()}
         self.end_after = mcfg.end_after
         self.active: dict[tuple[int, str], Event] = {}
@@ -332,13 +346,18 @@ class Monitor:
         #: (seed, kind) whose condition held when last judged: what is true at the end.
         self.current: set[tuple[int, str]] = set()
 
-    def measure(self, samples: torch.Tensor, readings: Sequence[Reading] | None = None) -> list[dict[str, float]]:
+    def measure(
+        self, samples: torch.Tensor, readings: Sequence[Reading] | None = None, labels: torch.Tensor | None = None
+    ) -> list[dict[str, Any]]:
         """Diversity statistics per seed of (S, n, *sample_shape) samples, to add to the
         eval records before they are logged and observed; `readings` are the oracle's of
-        each seed's samples, when it has them."""
+        each seed's samples, when it has them; `labels` (S, n) what a conditional G was
+        asked for."""
         if self.diversity is None:
             return [{} for _ in samples]
-        return [self.diversity.measure(s, r) for s, r in zip(samples, readings or [None] * len(samples), strict=True)]
+        readings = readings or [None] * len(samples)
+        per_seed_labels = [None] * len(samples) if labels is None else list(labels)
+        return [self.diversity.measure(s, r, y) for s, r, y in zip(samples, readings, per_seed_labels, strict=True)]
 
     def observe(self, records: Iterable[dict[str, Any]]) -> list[Event]:
         """Take records in log order; return the events (started and ended) they cause.

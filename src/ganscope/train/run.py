@@ -82,6 +82,7 @@ class Evaluated(NamedTuple):
     scores: list[ModeScore]
     samples: torch.Tensor
     readings: list[Reading]
+    labels: torch.Tensor | None = None  # (S, n) the classes a conditional G was asked for
 
 
 class Interrupted(GanscopeError):
@@ -373,7 +374,7 @@ class Run:
 
     def evaluate(self, n: int | None = None, key: int | None = None) -> tuple[list[ModeScore], torch.Tensor]:
         """Scores of (S, n, ...) samples, which come back on the CPU, where the oracle reads them."""
-        scores, samples, _ = self._read_samples(n, key)
+        scores, samples, *_ = self._read_samples(n, key)
         return scores, samples
 
     def _read_samples(self, n: int | None = None, key: int | None = None) -> Evaluated:
@@ -390,7 +391,7 @@ class Run:
         per_seed_labels = [None] * len(samples) if labels is None else list(labels)
         evaluated = Evaluated(
             [score_modes(s, self.parts.data.oracle, r, y) for s, r, y in zip(samples, readings, per_seed_labels)],
-            samples, readings,
+            samples, readings, labels,
         )
         self._last_read = ((self.step, n, key), evaluated)
         return evaluated
@@ -557,9 +558,9 @@ class Run:
 
     def _evaluate_and_log(self, monitor: Monitor, board: TensorBoard, bar: tqdm) -> Event | None:
         """Score every seed, keep a snapshot, log and monitor; the event to stop on, if any."""
-        scores, samples, readings = self._read_samples()
+        scores, samples, readings, labels = self._read_samples()
         save_snapshot(self.run_dir, self.step, samples)  # the report's per-evaluation pictures
-        records = self._eval_records(scores, monitor.measure(samples, readings))
+        records = self._eval_records(scores, monitor.measure(samples, readings, labels))
         self.log.append(records)
         board.scalars(records)
         events = monitor.observe(records)
