@@ -257,6 +257,15 @@ def test_conditional_ring_run_reports_label_fidelity_and_samples_a_label(tmp_pat
     points = torch.from_numpy(np.load(out))
     centre = torch.tensor([math.cos(3 * math.pi / 4), math.sin(3 * math.pi / 4)])
     assert (points - centre).norm(dim=1).median() < 0.1, "label 3 asks for the ring's mode 3"
+    done = subprocess.run([*cli, "eval", str(run_dir), "-n", "800", "-m", "frechet", "--per-class", "--json"],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    per_class = json.loads(done.stdout)["class_metrics"]
+    assert set(per_class) == {"0", "1"} and all(set(classes) == {str(y) for y in range(8)}
+                                                 for classes in per_class.values())
+    # within a class the samples sit in one mode of std 0.02: a class's FD is tiny, while
+    # comparing a class with its neighbour mode costs the squared distance of the centres
+    assert max(c["frechet"]["frechet"] for c in per_class["0"].values()) < 0.01
     for label, message in ((8, "not a class of ring"),):
         done = subprocess.run([*cli, "sample", str(run_dir), "--label", str(label), "-o", str(out)],
                               capture_output=True, text=True, check=False)
@@ -269,6 +278,9 @@ def test_sample_label_on_an_unconditional_run_is_refused(tmp_path: Path, tiny_co
     done = subprocess.run([*cli, "sample", str(tmp_path / "run"), "--label", "1", "-o", str(tmp_path / "x.npy")],
                           capture_output=True, text=True, check=False)
     assert done.returncode != 0 and "unconditional" in done.stderr and not (tmp_path / "x.npy").exists()
+    done = subprocess.run([*cli, "eval", str(tmp_path / "run"), "-m", "frechet", "--per-class"],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode != 0 and "--per-class needs a conditional run" in done.stderr
 
 
 # ---- the monitor on conditional generators ----------------------------------------------

@@ -183,12 +183,26 @@ def cmd_eval(args: argparse.Namespace) -> int:
             str(seed): feature_metrics(args.metric, real, fake, seed, oracle)
             for seed, fake in zip(run.parts.seeds, samples, strict=True)
         }
+    if args.per_class:
+        from ganscope.metrics.suite import class_feature_metrics
+
+        asked = run.sample_labels(samples.shape[1], run.step)
+        if asked is None or not args.metric:
+            raise ConfigError("--per-class needs a conditional run and at least one -m METRIC "
+                              f"(this run: conditioning {run.cfg.conditioning.name})")
+        result["class_metrics"] = {
+            str(seed): class_feature_metrics(args.metric, run.parts.data, fake, y, seed)
+            for seed, fake, y in zip(run.parts.seeds, samples, asked, strict=True)
+        }
     if args.json:
         _print_json(result)
     else:
         print(result["verdict"])
         for seed, values in result.get("metrics", {}).items():
             _print_metrics(values, f"seed {seed}: ", result["feature_space"])
+        for seed, classes in result.get("class_metrics", {}).items():
+            for label, values in classes.items():
+                _print_metrics(values, f"seed {seed}, class {label}: ")
     return 0
 
 
@@ -458,6 +472,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "2500 on the 2-D protocols, 26000 on Stacked MNIST)")
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
     metric_option(p)
+    p.add_argument("--per-class", action="store_true",
+                   help="a conditional run: each metric also per class (samples asked for a class against "
+                   "that class's real samples)")
     device_option(p)
 
     p = add("score", cmd_score, "score samples from any generator against a dataset's modes")

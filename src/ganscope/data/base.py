@@ -133,6 +133,11 @@ class Dataset(ABC):
         raise DataError(f"data {self.name} has no labels; a conditional model needs labelled data "
                         "(mnist, digits, stacked data, ring, grid, mixture, or labelled images)")
 
+    def labelled_reference(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """`reference` with each sample's label, for metrics per class: `n` fresh labelled
+        draws here; a finite dataset's own rows (`FiniteDataset`)."""
+        return self.sample_labelled(n, generator)
+
     def sample_population(self, rng: PopulationRandom, n: int, labelled: bool = False) -> Batch:
         """`n` samples per seed, (S, n, *sample_shape), each seed from its own stream, with
         their labels (S, n) when `labelled`."""
@@ -195,9 +200,20 @@ class FiniteDataset(Dataset):
     def reference(self, n: int, generator: torch.Generator) -> torch.Tensor:
         """All points (in their order) when there are at most `n`, else `n` of them drawn
         without replacement by `generator`; so possibly fewer than `n`."""
+        return self.points[self.reference_rows(n, generator)]
+
+    def labelled_reference(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.labels is None:
+            return self.sample_labelled(n, generator)  # says that there are no labels
+        rows = self.reference_rows(n, generator)
+        return self.points[rows], self.labels[rows]
+
+    def reference_rows(self, n: int, generator: torch.Generator) -> torch.Tensor | slice:
+        """The rows `reference` takes: all (in order) when there are at most `n`, else `n`
+        drawn without replacement by `generator`."""
         if len(self.points) <= n:
-            return self.points
-        return self.points[torch.randperm(len(self.points), generator=generator)[:n]]
+            return slice(None)
+        return torch.randperm(len(self.points), generator=generator)[:n]
 
 
 def evaluation_size(cfg: Config, data: Dataset) -> int:

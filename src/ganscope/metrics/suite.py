@@ -38,3 +38,19 @@ def reference_samples(data: Dataset, n: int, seed: int = 0) -> torch.Tensor:
     """The real set for metrics (`Dataset.reference`: at most `n` samples, none twice; a
     data file's own points), from a fixed stream so repeated evaluations compare alike."""
     return data.reference(n, make_generator(seed, "report", 1_000_000))
+
+
+def class_feature_metrics(
+    names: list[str], data: Dataset, fake: torch.Tensor, asked: torch.Tensor, seed: int = 0
+) -> dict[str, dict[str, dict[str, float]]]:
+    """Each named metric per class of a conditional generator: its samples asked for class
+    y (`asked`, (N,)) against the real samples of class y (`Dataset.labelled_reference`,
+    as many as were generated), in the oracle's feature space; classes with fewer than 2
+    samples on either side are left out."""
+    real, labels = data.labelled_reference(len(fake), make_generator(seed, "report", 1_000_000))
+    out = {}
+    for y in range(int(data.n_classes or 0)):
+        real_y, fake_y = real[labels == y], fake[asked == y]
+        if len(real_y) >= 2 and len(fake_y) >= 2:
+            out[str(y)] = feature_metrics(names, real_y, fake_y, seed, data.oracle)
+    return out
