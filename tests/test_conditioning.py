@@ -316,3 +316,21 @@ def test_monitor_names_ignored_labels_and_a_class_collapsed_inside() -> None:
     events = {e.kind: e for e in conditional_events(collapsed, labels)}
     assert "label-ignored" not in events
     assert events["class-collapse"].text.startswith("1 class(es) collapsed inside: 3 (0.00x)")
+
+
+def test_conditional_image_run_writes_a_class_by_seed_grid(tmp_path: Path) -> None:
+    import numpy as np
+
+    overrides = ["conditioning.name=projection", "data.name=digits", "generator.name=dcgan",
+                 "discriminator.name=dcgan", "generator.width=8", "discriminator.width=8", "noise.z_dim=8",
+                 "train.batch_size=16", "train.steps=20", "train.eval_every=20", "train.seeds=2",
+                 "train.eval_samples=300"]
+    run = ganscope.Run.create(ganscope.load_config(overrides=overrides), tmp_path / "run")
+    summary = run.fit(progress=False)
+    classes = np.load(tmp_path / "run" / "classes.npy")
+    assert classes.shape == (2, 10, 8, 1, 8, 8)
+    again = run.sample(80, key=run.step, labels=torch.arange(10).repeat_interleave(8).expand(2, -1))
+    np.testing.assert_array_equal(classes, again.unflatten(1, (10, 8)).numpy())
+    page = (tmp_path / "run" / "report.html").read_text()
+    assert "Samples per class" in page and "label fidelity" in summary["verdict"]
+    assert "label-ignored" in summary["verdict"] or summary["label_fidelity_mean"] >= 0.5

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -38,8 +39,17 @@ def tile(images: np.ndarray, cols: int | None = None, pad: int = 1) -> np.ndarra
     return grid
 
 
-def write_png(path: Path, grid: np.ndarray) -> None:
+def write_png(path: Path | BinaryIO, grid: np.ndarray) -> None:
     """Write a uint8 grid (rows, cols, 1 or 3) as a grayscale or RGB PNG."""
     from PIL import Image
 
     Image.fromarray(grid[..., 0] if grid.shape[2] == 1 else grid).save(path, format="PNG")
+
+
+def png_bytes(grid: np.ndarray) -> bytes:
+    """A uint8 grid (rows, cols, 1 or 3) as PNG file contents."""
+    import io
+
+    buffer = io.BytesIO()
+    write_png(buffer, grid)
+    return buffer.getvalue()

@@ -24,7 +24,7 @@ from ganscope.schemes import SCHEMES
 from ganscope.seeding import make_generator
 from ganscope.train.checkpoint import atomic_write
 from ganscope.train.log import MetricsLog
-from ganscope.train.snapshots import load_snapshot, snapshot_steps
+from ganscope.train.snapshots import CLASS_SAMPLES, load_snapshot, snapshot_steps
 
 REAL_POINTS = 20_000
 """Real samples behind the density picture: enough for a smooth 2-D histogram."""
@@ -153,6 +153,12 @@ class RunFolder:
     def final(self) -> np.ndarray:
         """The final samples (S, n, ...) that the summary scores."""
         return np.load(self.path / "samples.npy", allow_pickle=False)
+
+    @cached_property
+    def classes(self) -> np.ndarray | None:
+        """A conditional image run's samples per class (S, K, m, C, H, W), if it wrote them."""
+        path = self.path / CLASS_SAMPLES
+        return np.load(path, allow_pickle=False) if path.exists() else None
 
     @cached_property
     def eval_steps(self) -> list[int]:

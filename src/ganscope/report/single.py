@@ -69,6 +69,8 @@ def run_pictures(run: RunFolder) -> dict[str, Picture]:
         pictures.append(_tsne_picture(run))
     if run.images:
         pictures.append(_nearest_picture(run))
+    if run.classes is not None:
+        pictures.append(_classes_picture(run))
     pictures.append(Picture(
         "curves.png", "Training curves",
         "Losses and gradient norms (every log step) and the evaluation scores, one line per seed. "
@@ -314,6 +316,27 @@ def closest_pairs(fake: torch.Tensor, real: torch.Tensor, k: int) -> NearestPair
                         float(distance.median()))
 
 
+def _classes_picture(run: RunFolder) -> Picture:
+    """A conditional run's class-by-seed grid: what each seed makes for each label."""
+    from ganscope.imaging import png_bytes, tile
+
+    classes = run.classes
+    assert classes is not None
+    n_seeds, n_classes, per_class = classes.shape[:3]
+    rows = classes.transpose(1, 0, 2, *range(3, classes.ndim)).reshape(-1, *classes.shape[3:])
+    fidelity = [s.get("label_fidelity") for s in run.summary["scores"]]
+    shown = ", ".join(f"seed {seed} {100 * f:.0f}%" for seed, f in zip(run.seeds, fidelity, strict=True)
+                      if f is not None)
+    return Picture(
+        "classes.png", "Samples per class",
+        f"Row y: the samples each seed makes when asked for class y, {per_class} per seed, seeds "
+        f"{', '.join(str(s) for s in run.seeds)} from left to right ({n_classes} classes). A row that shows other "
+        f"classes means G ignores that label; a row of near-identical images, that it collapsed inside the class. "
+        f"Label fidelity over all final samples: {shown}.",
+        png_bytes(tile(rows, cols=n_seeds * per_class)),
+    )
+
+
 def _nearest_picture(run: RunFolder) -> Picture:
     """The memorisation check: each seed's generated images closest to a real one."""
     oracle = run.data.oracle
@@ -390,7 +413,7 @@ def run_page(run: RunFolder, pictures: dict[str, Picture], out: Path) -> str:
         '<h2 id="seeds">Seeds</h2>', _seed_table(run),
         '<h2 id="events">Events</h2>', _events_section(run),
         '<h2 id="samples">Samples</h2>',
-        *(figure(pictures[n]) for n in ("samples.png", "evolution.png", "training.gif", "nearest.png")
+        *(figure(pictures[n]) for n in ("samples.png", "classes.png", "evolution.png", "training.gif", "nearest.png")
           if n in pictures),
         *(() if "evolution.png" in pictures else
           ("<p class=lead>This run folder predates per-evaluation snapshots, so only the final samples show.</p>",)),
