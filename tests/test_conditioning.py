@@ -162,10 +162,12 @@ def test_d_steps_fakes_carry_the_real_batchs_labels() -> None:
     assert asked[1].shape == (2, 16) and not torch.equal(asked[1], real.labels)
 
 
-@pytest.mark.parametrize("conditioning", CONDITIONINGS)
-def test_conditional_seed_in_a_population_equals_seed_alone(conditioning: str) -> None:
+@pytest.mark.parametrize(
+    ("conditioning", "scheme"), [*((c, "alternating") for c in CONDITIONINGS), ("cgan", "madgan"), ("acgan", "madgan")]
+)
+def test_conditional_seed_in_a_population_equals_seed_alone(conditioning: str, scheme: str) -> None:
     base = ["train.batch_size=16", f"conditioning.name={conditioning}", "regularizers=[{name: gradient-penalty}]",
-            "objective.name=wgan-gp"]
+            "objective.name=wgan-gp", f"scheme.name={scheme}"]
     both = scheme_of([*base, "train.seeds=[1,3]"])
     alone = scheme_of([*base, "train.seeds=[3]"])
     for _ in range(10):
@@ -186,7 +188,9 @@ def test_unrolled_trains_with_acgans_class_loss_under_the_surrogate_d() -> None:
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        (["conditioning.name=cgan", "scheme.name=madgan"], "works with the alternating and unrolled schemes"),
+        (["conditioning.name=cgan", "scheme.name=mrgan"], "works with the alternating, unrolled, madgan schemes"),
+        (["conditioning.name=projection", "scheme.name=madgan"], "use conditioning.name=cgan or acgan"),
+        (["conditioning.name=cgan", "scheme.name=madgan", "scheme.share_layers=true"], "share_layers=false"),
         (["conditioning.name=acgan", "d_modifiers=[{name: pack}]"], "drop one of the two"),
         (["conditioning.name=bogus"], "unknown conditioning 'bogus'"),
     ],
@@ -334,3 +338,19 @@ def test_conditional_image_run_writes_a_class_by_seed_grid(tmp_path: Path) -> No
     page = (tmp_path / "run" / "report.html").read_text()
     assert "Samples per class" in page and "label fidelity" in summary["verdict"]
     assert "label-ignored" in summary["verdict"] or summary["label_fidelity_mean"] >= 0.5
+
+
+def test_madgan_generators_make_their_share_of_the_real_labels() -> None:
+    scheme = scheme_of(["conditioning.name=acgan", "scheme.name=madgan", "scheme.generators=4", "train.batch_size=16"])
+    asked: list[list[torch.Tensor]] = []
+    for i, g in enumerate(scheme.generator.heads):
+        g.register_forward_pre_hook(lambda _m, args, i=i: asked.append((i, args[1].clone())))
+    real = scheme.parts.real_batch()
+    fake = scheme.fakes(real.labels)
+    assert fake.x.shape[:3] == (1, 4, 4) and torch.equal(fake.labels.flatten(1), real.labels)
+    for i, labels in asked:
+        assert torch.equal(labels, real.labels[:, 4 * i: 4 * i + 4]), "G_i makes the i-th run of the labels"
+    out = scheme.train_step()
+    assert {"penalty_acgan_class", "g_penalty_acgan_class", "d_identify"} <= set(out)
+    z, labels = torch.zeros(1, 8, scheme.parts.noise.z_dim), torch.arange(8).view(1, 8)
+    assert scheme.generate(z, labels).shape == (1, 8, 2)

@@ -49,6 +49,8 @@ from ganscope.registry import Params
 from ganscope.regularizers.base import Critic, Regularizer, RegularizerParams
 from ganscope.seeding import PopulationRandom
 
+#: The schemes that pass labels to their networks and penalties.
+CONDITIONAL_SCHEMES = ("alternating", "unrolled", "madgan")
 #: Builds a discriminator for samples of a shape with a number of outputs.
 DiscriminatorBuilder = Callable[[tuple[int, ...], int], nn.Module]
 #: Builds a generator for noise of a width.
@@ -164,11 +166,11 @@ class Conditioning:
 
     @classmethod
     def check_config(cls, params: Params, cfg: Config) -> str | None:
-        """Schemes that pass labels: alternating and unrolled. (Whether the data has labels is
-        known once it is read: `Parts.from_config` says so.)"""
+        """Schemes that pass labels: alternating, unrolled and madgan. (Whether the data has
+        labels is known once it is read: `Parts.from_config` says so.)"""
         scheme = cfg.scheme.name
-        if cls.conditional and scheme not in ("alternating", "unrolled"):
-            return (f"conditioning {cfg.conditioning.name} works with the alternating and unrolled schemes; "
+        if cls.conditional and scheme not in CONDITIONAL_SCHEMES:
+            return (f"conditioning {cfg.conditioning.name} works with the {', '.join(CONDITIONAL_SCHEMES)} schemes; "
                     f"scheme {scheme} does not pass labels yet: use scheme.name=alternating")
         return None
 

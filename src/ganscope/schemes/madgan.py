@@ -75,7 +75,16 @@ from ganscope.config import Config
 from ganscope.errors import ConfigError
 from ganscope.nets.modifiers import modifiers_from_config, pack_size
 from ganscope.objectives.base import Objective, per_seed_mean
-from ganscope.schemes.base import SCHEMES, Parts, TwoPlayer, TwoPlayerParams, add_penalties, real_and_fake_logits
+from ganscope.regularizers.base import judge
+from ganscope.schemes.base import (
+    SCHEMES,
+    Parts,
+    TwoPlayer,
+    TwoPlayerParams,
+    add_generator_penalties,
+    add_penalties,
+    real_and_fake_logits,
+)
 
 
 class MadGANParams(TwoPlayerParams):
@@ -128,6 +137,27 @@ def pairwise_cosine_similarity(samples: torch.Tensor) -> torch.Tensor:
     return per_seed_mean((together - apart) / 2)
 
 
+class RealnessCritic:
+    """D's realness logit r(x) of samples x (with their labels): the critic every
+    regulariser penalises; it passes on D's batch coupling and, for AC-GAN, its classifier."""
+
+    def __init__(self, discriminator: nn.Module) -> None:
+        self.discriminator = discriminator
+        self.batch_coupled = getattr(discriminator, "batch_coupled", False)
+
+    def __call__(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return realness(self.discriminator(x, labels))
+
+    def classify(self, x: torch.Tensor) -> torch.Tensor:
+        """The class logits of an auxiliary classifier (`conditioning.name=acgan`)."""
+        return self.discriminator.classify(x)
+
+
+def pool(fake: Batch) -> Batch:
+    """The k generators' fakes (S, k, m, ...) as one batch (S, k m, ...), labels alike."""
+    return Batch(fake.x.flatten(1, 2), None if fake.labels is None else fake.labels.flatten(1, 2))
+
+
 def split_shared_body(generators: list[nn.Module]) -> nn.Module:
     """Make generator 0's `body` (every layer but the output layer) the one shared body;
     each generator keeps only its own head. Needs generators of the form head(body(z))."""
@@ -153,16 +183,23 @@ class GeneratorTeam(nn.Module):
         self.body = body
         self.heads = nn.ModuleList(generators)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        """Every generator on the same noise (S, m, z_dim): (S, k, m, *sample_shape)."""
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Every generator on the same noise (S, m, z_dim): (S, k, m, *sample_shape); in a
+        conditional run generator i makes its samples for `labels[:, i]` ((S, k, m))."""
         features = self.body(z)
-        return torch.stack([g(features) for g in self.heads], dim=1)
+        if labels is None:
+            return torch.stack([g(features) for g in self.heads], dim=1)
+        return torch.stack([g(features, labels[:, i]) for i, g in enumerate(self.heads)], dim=1)
 
-    def mixture(self, z: torch.Tensor) -> torch.Tensor:
-        """Samples of the mixture (S, n, *sample_shape): noise (S, n, z_dim) in k contiguous,
-        near-equal chunks, chunk i through G_i (see the module docstring)."""
+    def mixture(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Samples of the mixture (S, n, *sample_shape): noise (S, n, z_dim) (and labels
+        (S, n)) in k contiguous, near-equal chunks, chunk i through G_i (see the module
+        docstring)."""
         chunks = self.body(z).tensor_split(len(self.heads), dim=1)
-        return torch.cat([g(c) for g, c in zip(self.heads, chunks, strict=True)], dim=1)
+        if labels is None:
+            return torch.cat([g(c) for g, c in zip(self.heads, chunks, strict=True)], dim=1)
+        label_chunks = labels.tensor_split(len(self.heads), dim=1)
+        return torch.cat([g(c, y) for g, c, y in zip(self.heads, chunks, label_chunks, strict=True)], dim=1)
 
 
 @SCHEMES.register(
@@ -181,6 +218,7 @@ class MadGAN(TwoPlayer):
         self.body = split_shared_body(self.generators) if params.share_layers else nn.Identity()
         team = GeneratorTeam(self.body, self.generators)
         super().__init__(parts, params, team, parts.new_discriminator(n_outputs=k + 1))
+        self.critic = RealnessCritic(self.discriminator)
         # Checkpoints keep each generator (and the shared body) under its own name.
         self.modules = {f"generator_{i}": g for i, g in enumerate(self.generators)}
         if params.share_layers:
@@ -197,6 +235,12 @@ class MadGAN(TwoPlayer):
                 f"train.batch_size ({batch}) must be a multiple of scheme.generators ({k}): "
                 "every generator gets batch_size / generators noise vectors"
             )
+        if cfg.conditioning.name != "none" and params.share_layers:
+            return ("a conditional generator takes its label at its input, before any layer MAD-GAN could share; "
+                    "set scheme.share_layers=false")
+        if cfg.conditioning.name == "projection":
+            return ("the projection term would shift all k + 1 of MAD-GAN's logits alike, which its realness "
+                    "score cancels; use conditioning.name=cgan or acgan")
         pack = pack_size(modifiers_from_config(cfg))
         if (batch // k) % pack:
             return (
@@ -205,14 +249,15 @@ class MadGAN(TwoPlayer):
             )
         return None
 
-    def critic(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """D's realness logit of samples x: the critic every regulariser penalises."""
-        return realness(self.discriminator(x))
-
     def fakes(self, labels: torch.Tensor | None = None) -> Batch:
-        """Every generator on one fresh noise batch: (S, k, batch_size / k, *sample_shape)
-        (MAD-GAN is unconditional: `labels` is None)."""
-        return Batch(self.generator(self.parts.noise_batch(self.per_generator)))
+        """Every generator on one fresh noise batch: (S, k, batch_size / k, *sample_shape);
+        in a conditional run for `labels` (S, batch_size) (default: fresh draws of the class
+        shares), generator i taking the i-th run of batch_size / k of them."""
+        parts, k = self.parts, self.params.generators
+        if labels is None:
+            labels = parts.generator_labels()
+        grouped = None if labels is None else labels.unflatten(1, (k, self.per_generator))
+        return Batch(self.generator(parts.noise_batch(self.per_generator), grouped), grouped)
 
     def diversity_penalty(self, fake: torch.Tensor) -> torch.Tensor:
         """`diversity` times the pairwise cosine similarity of `fake` (S, k, m, ...), (S,);
@@ -224,7 +269,7 @@ class MadGAN(TwoPlayer):
     def critic_loss(self, real: Batch, fake: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The objective's game on the realness logits, the identification cross-entropy of
         the fakes (pooled over generators for D's one pass) and the penalties of `critic`."""
-        pooled = Batch(fake.x.flatten(1, 2))
+        pooled = pool(fake)
         real_logits, fake_logits = real_and_fake_logits(self.discriminator, real, pooled)
         loss, identify = discriminator_loss(
             self.parts.objective, real_logits.float(), fake_logits.float().unflatten(1, (fake.x.shape[1], -1))
@@ -235,16 +280,18 @@ class MadGAN(TwoPlayer):
     def generator_loss(self) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Each G_i minimises its own loss, so the backward pass sums them (a shared body
         gets the sum of its heads' gradients); the logged `g_loss` is their mean."""
-        fake = self.fakes().x
-        fake_logits = self.discriminator(fake.flatten(1, 2)).float().unflatten(1, (fake.shape[1], -1))
+        fake = self.fakes()
+        pooled = pool(fake)
+        fake_logits = judge(self.discriminator, pooled).float().unflatten(1, (fake.x.shape[1], -1))
         losses = generator_losses(self.parts.objective, fake_logits)
-        diversity = self.diversity_penalty(fake.float())
-        loss = losses.sum(dim=1) + diversity
-        return loss, {"g_loss": losses.detach().mean(dim=1), "g_diversity": diversity.detach()}
+        diversity = self.diversity_penalty(fake.x.float())
+        out = {"g_loss": losses.detach().mean(dim=1), "g_diversity": diversity.detach()}
+        loss = add_generator_penalties(self.parts, self.critic, pooled, losses.sum(dim=1) + diversity, out)
+        return loss, out
 
     @torch.no_grad()
     def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        return self.generator.mixture(z).float()
+        return self.generator.mixture(z, labels).float()
 
     @classmethod
     def generator_of_samples(cls, params: MadGANParams, n: int) -> torch.Tensor:
