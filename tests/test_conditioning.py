@@ -354,3 +354,20 @@ def test_madgan_generators_make_their_share_of_the_real_labels() -> None:
     assert {"penalty_acgan_class", "g_penalty_acgan_class", "d_identify"} <= set(out)
     z, labels = torch.zeros(1, 8, scheme.parts.noise.z_dim), torch.arange(8).view(1, 8)
     assert scheme.generate(z, labels).shape == (1, 8, 2)
+
+
+def test_stacked_data_conditioned_on_one_channel_scores_intra_class_coverage() -> None:
+    from ganscope.metrics.modes import score_modes
+
+    data = dataset_from_config(ganscope.load_config(overrides=["data.name=stacked-digits", "data.label=channel-1"]))
+    assert data.n_classes == 10 and int(data.mode_labels[123]) == 2
+    samples, labels = data.sample_labelled(3000, make_generator(2, "data"))
+    score = score_modes(samples, data.oracle, labels=labels, mode_labels=data.mode_labels)
+    assert score.label_fidelity > 0.9, "real triples carry their middle digit"
+    assert min(score.class_coverage) > 0.8, "300 real samples per class cover most of its 100 triples"
+    assert "intra-class coverage" in score.summary() and score.intra_class_coverage > 0.8
+    one_each = samples.clone()
+    for y in range(10):  # a generator that makes one triple per class
+        one_each[labels == y] = samples[labels == y][0]
+    collapsed = score_modes(one_each, data.oracle, labels=labels, mode_labels=data.mode_labels)
+    assert max(collapsed.class_coverage) <= 0.01 and collapsed.label_fidelity > 0.8

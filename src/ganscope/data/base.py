@@ -128,6 +128,13 @@ class Dataset(ABC):
         weights = self.label_weights
         return None if weights is None else len(weights)
 
+    @property
+    def mode_labels(self) -> torch.Tensor | None:
+        """The label (K_modes,) of each of the oracle's modes, None when unlabelled: by
+        default a label is its mode; a coarser label (one digit of a stacked triple) maps
+        many modes to one class, whose samples should cover all of them."""
+        return None if self.label_weights is None else torch.arange(self.oracle.n_modes)
+
     def sample_labelled(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """`sample`'s samples (the same draws) and their labels (n,) int64."""
         raise DataError(f"data {self.name} has no labels; a conditional model needs labelled data "

@@ -144,6 +144,16 @@ class DigitsParams(DigitParams):
     size: Literal[8, 16, 32] = 8
 
 
+class StackedParams(DigitParams):
+    #: A conditional model's label: the triple (1000 classes, one per mode) or the digit of
+    #: one channel (10 classes of 100 triples each: conditional Stacked MNIST).
+    label: Literal["triple", "channel-0", "channel-1", "channel-2"] = "triple"
+
+
+class StackedDigitsParams(StackedParams, DigitsParams):
+    pass
+
+
 class DigitDataset:
     """What the plain and stacked digit sets share: the split, its pixel range and the
     oracle's classifier, trained (or loaded from the cache) on first use."""
@@ -204,20 +214,37 @@ class StackedDigits(DigitDataset, Dataset):
     def oracle(self) -> StackedDigitOracle:
         return StackedDigitOracle(self.classifier, self.sample_shape, self.hq_confidence)
 
+    def __init__(self, name: str, split: DigitSplit, params: StackedParams) -> None:
+        super().__init__(name, split, params)
+        self.label = params.label
+
     @property
     def label_weights(self) -> torch.Tensor:
-        """Triple 100 a + 10 b + c has probability p_a p_b p_c, p the digits' class shares."""
+        """Triple 100 a + 10 b + c has probability p_a p_b p_c, p the digits' class shares;
+        a channel's digit d has p_d."""
         p = self.split.class_counts().double() / len(self.split.train_labels)
+        if self.label != "triple":
+            return p.float()
         return torch.einsum("a,b,c->abc", p, p, p).reshape(-1).float()
+
+    @property
+    def mode_labels(self) -> torch.Tensor:
+        """Triple m's label: m itself, or the digit of the labelled channel."""
+        modes = torch.arange(1000)
+        if self.label == "triple":
+            return modes
+        return modes // 10 ** (2 - int(self.label[-1])) % 10
 
     def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
         return self.sample_labelled(n, generator)[0]
 
     def sample_labelled(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """Stacked images and their triples' mode indices 100 a + 10 b + c (the oracle's)."""
+        """Stacked images and their labels: the triples' mode indices 100 a + 10 b + c (the
+        oracle's), or one channel's digit."""
         triples = torch.randint(len(self.split.train_labels), (n, 3), generator=generator)
         digits = self.split.train_labels[triples]
-        return self.stack(triples), digits @ torch.tensor([100, 10, 1])
+        labels = digits @ torch.tensor([100, 10, 1]) if self.label == "triple" else digits[:, int(self.label[-1])]
+        return self.stack(triples), labels
 
     def reference(self, n: int, generator: torch.Generator) -> torch.Tensor:
         return self.stack(distinct_triples(len(self.split.train_labels), n, generator))
@@ -259,12 +286,12 @@ def build_digits(p: DigitsParams) -> DigitImages:
 
 
 @DATASETS.register("stacked-mnist", "three MNIST digits as the 3 channels: 1000 modes (Stacked MNIST, "
-                   "VEEGAN/PacGAN)", DigitParams)
-def build_stacked_mnist(p: DigitParams) -> StackedDigits:
+                   "VEEGAN/PacGAN)", StackedParams)
+def build_stacked_mnist(p: StackedParams) -> StackedDigits:
     return StackedDigits("stacked-mnist", mnist_split(), p)
 
 
 @DATASETS.register("stacked-digits", "three of scikit-learn's digits as the 3 channels (size 8, 16 or 32): "
-                   "1000 modes (the offline Stacked MNIST)", DigitsParams)
-def build_stacked_digits(p: DigitsParams) -> StackedDigits:
+                   "1000 modes (the offline Stacked MNIST)", StackedDigitsParams)
+def build_stacked_digits(p: StackedDigitsParams) -> StackedDigits:
     return StackedDigits("stacked-digits", digits_split(p.size), p)

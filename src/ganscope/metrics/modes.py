@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import torch
 
-from ganscope.data import ModeOracle, Reading
+from ganscope.data import ModeAssignment, ModeOracle, Reading
 
 
 @dataclass(frozen=True)
@@ -32,15 +33,27 @@ class ModeScore:
     label_fidelity: float | None = None
     #: Label fidelity of each class's samples (None for a class no sample was asked for).
     class_fidelity: list[float | None] | None = None
+    #: Per class: the share of its modes that the samples asked for it cover (counted as
+    #: `modes_covered` counts); 1 mode per class unless a label spans several modes.
+    class_coverage: list[float | None] | None = None
 
     def to_dict(self) -> dict[str, object]:
         d = asdict(self)
         d["reverse_kl"] = None if math.isnan(self.reverse_kl) else self.reverse_kl
         del d["protocol_summary"]
-        for optional in ("protocol", "label_fidelity", "class_fidelity"):
+        for optional in ("protocol", "label_fidelity", "class_fidelity", "class_coverage"):
             if d[optional] is None:
                 del d[optional]
         return d
+
+    @property
+    def intra_class_coverage(self) -> float | None:
+        """Mean over classes of `class_coverage`, where a label spans several modes (one
+        digit of a stacked triple); None otherwise."""
+        if self.class_coverage is None or self.n_modes == len(self.class_coverage):
+            return None
+        values = [c for c in self.class_coverage if c is not None]
+        return sum(values) / len(values) if values else None
 
     def summary(self) -> str:
         rkl = "n/a (no high-quality samples)" if math.isnan(self.reverse_kl) else f"{self.reverse_kl:.3f}"
@@ -50,6 +63,8 @@ class ModeScore:
         )
         if self.label_fidelity is not None:
             text += f", label fidelity {100 * self.label_fidelity:.1f}%"
+        if self.intra_class_coverage is not None:
+            text += f", intra-class coverage {100 * self.intra_class_coverage:.1f}%"
         return f"{text}; {self.protocol_summary}" if self.protocol_summary else text
 
 
@@ -64,11 +79,16 @@ def reverse_kl(counts: torch.Tensor, weights: torch.Tensor) -> float:
 
 
 def score_modes(
-    samples: torch.Tensor, oracle: ModeOracle, reading: Reading | None = None, labels: torch.Tensor | None = None
+    samples: torch.Tensor,
+    oracle: ModeOracle,
+    reading: Reading | None = None,
+    labels: torch.Tensor | None = None,
+    mode_labels: torch.Tensor | None = None,
 ) -> ModeScore:
     """Score one sample set (N, *sample_shape); `reading` is the oracle's, when it has
     read these samples already; `labels` (N,) the classes a conditional generator was asked
-    for, which a label is, the mode (`Dataset.label_weights`)."""
+    for and `mode_labels` (K_modes,) each mode's class (`Dataset.mode_labels`; default: a
+    label is its mode)."""
     if samples.shape[0] == 0:
         raise ValueError("no samples to score")
     assignment = reading.assignment if reading is not None else oracle.assign(samples)
@@ -85,17 +105,32 @@ def score_modes(
         nearest_counts=nearest.tolist(),
         protocol=None if protocol is None else protocol.to_dict(),
         protocol_summary=None if protocol is None else protocol.summary(),
-        label_fidelity=None if labels is None else float((assignment.mode == labels).double().mean()),
-        class_fidelity=None if labels is None else class_fidelity(assignment.mode, labels, oracle.n_modes),
+        **({} if labels is None else conditional_scores(assignment, labels, mode_labels, oracle)),
     )
 
 
-def class_fidelity(modes: torch.Tensor, labels: torch.Tensor, n_classes: int) -> list[float | None]:
-    """Per class y: the share of samples asked for y that the oracle reads as y; None for a
-    class no sample was asked for."""
+def conditional_scores(
+    assignment: ModeAssignment, labels: torch.Tensor, mode_labels: torch.Tensor | None, oracle: ModeOracle
+) -> dict[str, Any]:
+    """Label fidelity overall and per class, and per class the share of its modes covered
+    by the samples asked for it (None for a class no sample was asked for)."""
+    mode_labels = torch.arange(oracle.n_modes) if mode_labels is None else mode_labels
+    n_classes = int(mode_labels.max()) + 1
+    read = mode_labels[assignment.mode]
     asked = torch.bincount(labels, minlength=n_classes)
-    hits = torch.bincount(labels[modes == labels], minlength=n_classes)
-    return [None if int(a) == 0 else float(h) / int(a) for a, h in zip(asked, hits, strict=True)]
+    hits = torch.bincount(labels[read == labels], minlength=n_classes)
+    everyone = torch.ones_like(labels, dtype=torch.bool)
+    covering = assignment.high_quality if oracle.covered_by == "high-quality" else everyone
+    covered = torch.zeros(n_classes, oracle.n_modes, dtype=torch.bool)
+    keep = covering & (read == labels)
+    covered[labels[keep], assignment.mode[keep]] = True
+    modes_per_class = torch.bincount(mode_labels, minlength=n_classes)
+    return {
+        "label_fidelity": float((read == labels).double().mean()),
+        "class_fidelity": [None if int(a) == 0 else float(h) / int(a) for a, h in zip(asked, hits, strict=True)],
+        "class_coverage": [None if int(a) == 0 else int(c) / int(m)
+                           for a, c, m in zip(asked, covered.sum(dim=1), modes_per_class, strict=True)],
+    }
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:
@@ -114,8 +149,9 @@ def population_summary(scores: list[ModeScore]) -> dict[str, list[float] | float
     """Per-seed values and their mean and std for each headline number."""
     out: dict[str, list[float] | float] = {}
     keys = ["modes_covered", "hq_fraction", "reverse_kl"]
-    if all(s.label_fidelity is not None for s in scores):
-        keys.append("label_fidelity")
+    for optional in ("label_fidelity", "intra_class_coverage"):
+        if all(getattr(s, optional) is not None for s in scores):
+            keys.append(optional)
     columns = {key: [float(getattr(s, key)) for s in scores] for key in keys}
     if all(s.protocol is not None for s in scores):
         for key in PROTOCOL_NUMBERS:

@@ -74,6 +74,8 @@ class Reference(NamedTuple):
     mode_spread: np.ndarray
     mode_count: np.ndarray
     global_spread: float
+    class_spread: np.ndarray  # labelled data: per class, all real samples read as it; else empty
+    class_count: np.ndarray
 
 
 def global_spread(flat: torch.Tensor) -> float:
@@ -119,8 +121,19 @@ class Diversity:
             real = self.data.oracle.read(self.data.reference(n, make_generator(self.seed, "eval", 0, n)))
             flat = real.features[:MAX_DUPLICATE_SAMPLES]
             threshold = near_duplicate_threshold(flat, self.quantile)
-            self._reference[n] = Reference(threshold, len(flat), *self._spreads(real), global_spread(real.features))
+            self._reference[n] = Reference(threshold, len(flat), *self._spreads(real), global_spread(real.features),
+                                           *self._class_spreads(real))
         return self._reference[n]
+
+    def _class_spreads(self, reading: Reading, labels: torch.Tensor | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Per class: the spread of the samples of class `labels` (default: the class the
+        oracle reads them as) and their count; empty for unlabelled data."""
+        mode_labels = self.data.mode_labels
+        if mode_labels is None:
+            return np.zeros(0), np.zeros(0)
+        labels = mode_labels[reading.assignment.mode] if labels is None else labels
+        everyone = torch.ones_like(labels, dtype=torch.bool)
+        return mode_spreads(reading.features, labels, everyone, int(mode_labels.max()) + 1)
 
     def measure(
         self, samples: torch.Tensor, reading: Reading | None = None, labels: torch.Tensor | None = None
@@ -128,12 +141,14 @@ class Diversity:
         """The three statistics of one seed's samples (n, *sample_shape); NaN when
         unmeasurable. `reading` is the oracle's of these samples, when it has one. With the
         `labels` (n,) a conditional generator was asked for, also `class_spread_ratio`: per
-        class, the spread of the samples asked for it over the real class's (a label is a
-        mode), None where either has fewer than `MIN_MODE_SAMPLES`."""
+        class, the spread of all samples asked for it over that of all real samples the
+        oracle reads as the class, None where either has fewer than `MIN_MODE_SAMPLES`."""
         n = len(samples)
         if n < 2:
             return {"duplicate_fraction": math.nan, "spread_ratio": math.nan, "global_spread_ratio": math.nan}
-        threshold, compared, real_spread, real_count, real_global = self.reference(n)
+        threshold, compared, real_spread, real_count, real_global, real_class_spread, real_class_count = (
+            self.reference(n)
+        )
         reading = reading or self.data.oracle.read(samples)
         flat = reading.features[:compared]
         duplicates = (nearest_neighbour_distances(flat, 1)[:, 0] <= threshold).double().mean().item()
@@ -146,11 +161,10 @@ class Diversity:
         overall = global_spread(reading.features) / real_global if real_global > 0 else math.nan
         out: dict[str, Any] = {"duplicate_fraction": duplicates, "spread_ratio": ratio, "global_spread_ratio": overall}
         if labels is not None:
-            asked = torch.ones_like(labels, dtype=torch.bool)
-            class_spread, class_count = mode_spreads(reading.features, labels, asked, self.data.oracle.n_modes)
-            measurable = (class_count >= MIN_MODE_SAMPLES) & (real_count >= MIN_MODE_SAMPLES) & (real_spread > 0)
+            spread, count = self._class_spreads(reading, labels)
+            measurable = (count >= MIN_MODE_SAMPLES) & (real_class_count >= MIN_MODE_SAMPLES) & (real_class_spread > 0)
             out["class_spread_ratio"] = [
-                float(class_spread[y] / real_spread[y]) if measurable[y] else None for y in range(len(measurable))
+                float(spread[y] / real_class_spread[y]) if measurable[y] else None for y in range(len(measurable))
             ]
         return out
 

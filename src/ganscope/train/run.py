@@ -404,7 +404,8 @@ class Run:
         readings = [self.parts.data.oracle.read(s) for s in samples]
         per_seed_labels = [None] * len(samples) if labels is None else list(labels)
         evaluated = Evaluated(
-            [score_modes(s, self.parts.data.oracle, r, y) for s, r, y in zip(samples, readings, per_seed_labels)],
+            [score_modes(s, self.parts.data.oracle, r, y, self.parts.data.mode_labels)
+             for s, r, y in zip(samples, readings, per_seed_labels)],
             samples, readings, labels,
         )
         self._last_read = ((self.step, n, key), evaluated)
@@ -421,9 +422,9 @@ class Run:
             f"modes covered, {100 * stats['hq_fraction_mean']:.1f} ± {100 * stats['hq_fraction_std']:.1f}% high "
             f"quality, reverse KL {stats['reverse_kl_mean']:.3f} ± {stats['reverse_kl_std']:.3f}"
         )
-        if "label_fidelity_mean" in stats:
-            text += (f", label fidelity {100 * stats['label_fidelity_mean']:.1f} ± "
-                     f"{100 * stats['label_fidelity_std']:.1f}%")
+        for key, name in (("label_fidelity", "label fidelity"), ("intra_class_coverage", "intra-class coverage")):
+            if f"{key}_mean" in stats:
+                text += f", {name} {100 * stats[f'{key}_mean']:.1f} ± {100 * stats[f'{key}_std']:.1f}%"
         if "protocol_modes_mean" in stats:
             text += (f"; protocol over all samples: {stats['protocol_modes_mean']:.1f} ± "
                      f"{stats['protocol_modes_std']:.1f} modes, KL {stats['protocol_kl_mean']:.3f} ± "
