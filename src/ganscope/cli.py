@@ -512,8 +512,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("bench", cmd_bench, "the mode-collapse protocols (2-D ring and grid, Stacked digits and MNIST): "
             "methods x seeds beside the published numbers; resumable")
-    p.add_argument("protocol", metavar="PROTOCOL", help="ring, grid, stacked-digits, stacked-mnist; points (ring "
-                   "and grid), images (both stacked) or all")
+    p.add_argument("protocol", metavar="PROTOCOL", help="ring, grid, stacked-digits, stacked-mnist, "
+                   "mnist-conditional, stacked-mnist-conditional; points (ring and grid), images (both stacked), "
+                   "conditional (both conditional) or all")
     p.add_argument("--seeds", type=positive_int, default=5,
                    help="seeds per method, trained as one population (default 5)")
     p.add_argument("--base-seed", type=non_negative_int, default=DEFAULT_BASE_SEED,
