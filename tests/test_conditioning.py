@@ -19,7 +19,7 @@ import ganscope
 from ganscope.batch import Batch
 from ganscope.config import piece_params
 from ganscope.data import dataset_from_config
-from ganscope.errors import ConfigError
+from ganscope.errors import ConfigError, DataError
 from ganscope.nets.conditioning import AuxiliaryClassifier, ClassProjection, LabelChannels, LabelledInput
 from ganscope.nets.layers import StreamUser, attach_stream
 from ganscope.nets.modifiers import Packed
@@ -371,3 +371,26 @@ def test_stacked_data_conditioned_on_one_channel_scores_intra_class_coverage() -
         one_each[labels == y] = samples[labels == y][0]
     collapsed = score_modes(one_each, data.oracle, labels=labels, mode_labels=data.mode_labels)
     assert max(collapsed.class_coverage) <= 0.01 and collapsed.label_fidelity > 0.8
+
+
+def test_point_file_with_a_label_column_trains_a_conditional_model(tmp_path: Path) -> None:
+    gen = torch.Generator().manual_seed(0)
+    centres = torch.tensor([[0.0, 0.0], [4.0, 0.0], [0.0, 4.0]])
+    classes = torch.randint(3, (300,), generator=gen)
+    points = centres[classes] + 0.1 * torch.randn(300, 2, generator=gen)
+    path = tmp_path / "labelled.csv"
+    path.write_text("\n".join(f"{x:.4f},{7 * int(c) + 1},{y:.4f}" for (x, y), c in zip(points.tolist(), classes)))
+    cfg = ganscope.load_config(overrides=["data.name=file", f"data.path={path}", "data.label_column=1",
+                                          "conditioning.name=cgan"])
+    data = dataset_from_config(cfg)
+    assert data.sample_shape == (2,) and data.n_classes == 3
+    assert "3 classes of column 1 (1, 8, 15)" in data.oracle.description
+    torch.testing.assert_close(data.oracle.centres.float(), centres, atol=0.05, rtol=0)
+    samples, labels = data.sample_labelled(100, make_generator(0, "data"))
+    assert torch.equal(data.oracle.assign(samples).mode, labels)
+    scheme = scheme_of(["data.name=file", f"data.path={path}", "data.label_column=1", "conditioning.name=cgan"])
+    assert torch.isfinite(scheme.train_step()["d_loss"]).all()
+    for column, message in (("0", "non-integer values"), ("5", "must name one of them")):
+        bad = ganscope.load_config(overrides=["data.name=file", f"data.path={path}", f"data.label_column={column}"])
+        with pytest.raises(DataError, match=message):
+            dataset_from_config(bad)

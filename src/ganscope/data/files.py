@@ -32,6 +32,9 @@ class FileParams(Params):
     std: PositiveFloat | None = None
     hq_threshold: PositiveFloat | None = None
     cluster_seed: int = 0
+    #: A column of integer class labels (e.g. -1 for the last): the points are the other
+    #: columns, and the modes are the classes (for conditional models).
+    label_column: int | None = None
 
 
 def load_points(path: Path, key: str | None = None) -> np.ndarray:
@@ -133,10 +136,10 @@ def cluster_modes(points: np.ndarray, p: FileParams) -> MixtureOracle:
 
 
 class PointFile(FiniteDataset):
-    """The rows of a file with the oracle of their modes."""
+    """The rows of a file with the oracle of their modes (and their labels, if any)."""
 
-    def __init__(self, points: np.ndarray, oracle: MixtureOracle) -> None:
-        super().__init__(torch.from_numpy(points))
+    def __init__(self, points: np.ndarray, oracle: MixtureOracle, labels: torch.Tensor | None = None) -> None:
+        super().__init__(torch.from_numpy(points), labels)
         self.name = "file"
         self._oracle = oracle
 
@@ -145,9 +148,15 @@ class PointFile(FiniteDataset):
         return self._oracle
 
 
-@DATASETS.register("file", "your own points from a .npy/.npz/.csv file; modes by clustering", FileParams)
+@DATASETS.register("file", "your own points from a .npy/.npz/.csv file; modes by clustering, or the classes "
+                   "of a label column", FileParams)
 def build_file(p: FileParams) -> PointFile:
     points = load_points(p.path, p.key)
+    if p.label_column is not None:
+        if p.centres is not None or p.n_modes is not None:
+            raise DataError("with data.label_column the modes are the classes; drop data.centres and data.n_modes")
+        points, labels, values = split_label_column(points, p.label_column, p.path)
+        return PointFile(points, class_modes(points, labels, values, p), labels)
     if p.centres is not None:
         centres = torch.tensor(p.centres, dtype=torch.float64)
         if centres.ndim != 2 or centres.shape[1] != points.shape[1]:
@@ -163,6 +172,35 @@ def build_file(p: FileParams) -> PointFile:
     else:
         oracle = cluster_modes(points, p)
     return PointFile(points, oracle)
+
+
+def split_label_column(points: np.ndarray, column: int, path: Path) -> tuple[np.ndarray, torch.Tensor, np.ndarray]:
+    """The points without the label column, their classes 0..K-1 (sorted distinct values)
+    and those values."""
+    width = points.shape[1]
+    if not -width <= column < width or width < 2:
+        raise DataError(f"{path} has {width} column(s); data.label_column={column} must name one of them "
+                        "and leave at least one for the points")
+    raw = points[:, column]
+    if not np.all(np.isfinite(raw)) or np.any(raw != np.round(raw)):
+        raise DataError(f"column {column} of {path} holds non-integer values; give integer class labels there")
+    values, labels = np.unique(raw.astype(np.int64), return_inverse=True)
+    if len(values) < 2:
+        raise DataError(f"column {column} of {path} holds one class only; a conditional model needs at least two")
+    return np.ascontiguousarray(np.delete(points, column % width, axis=1)), torch.from_numpy(labels), values
+
+
+def class_modes(points: np.ndarray, labels: torch.Tensor, values: np.ndarray, p: FileParams) -> MixtureOracle:
+    """One mode per class: its mean, its RMS spread per dimension and its share of the rows."""
+    classes = labels.numpy()
+    centres = np.stack([points[classes == k].mean(axis=0) for k in range(len(values))])
+    spread = np.array([np.sqrt(((points[classes == k] - centres[k]) ** 2).mean()) for k in range(len(values))])
+    spread = np.maximum(spread, 1e-6 * max(float(points.std()), 1e-12))
+    shown = ", ".join(str(v) for v in values[:8]) + (", ..." if len(values) > 8 else "")
+    return MixtureOracle(
+        torch.from_numpy(centres), torch.from_numpy(spread), torch.bincount(labels).double(), p.hq_threshold,
+        description=f"the {len(values)} classes of column {p.label_column} ({shown}): their means and spreads",
+    )
 
 
 def _weights_by_nearest(points: np.ndarray, centres: torch.Tensor) -> torch.Tensor:
