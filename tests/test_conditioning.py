@@ -353,7 +353,7 @@ def test_madgan_generators_make_their_share_of_the_real_labels() -> None:
     out = scheme.train_step()
     assert {"penalty_acgan_class", "g_penalty_acgan_class", "d_identify"} <= set(out)
     z, labels = torch.zeros(1, 8, scheme.parts.noise.z_dim), torch.arange(8).view(1, 8)
-    assert scheme.generate(z, labels).shape == (1, 8, 2)
+    assert scheme.generate(Batch(z, labels)).shape == (1, 8, 2)
 
 
 def test_stacked_data_conditioned_on_one_channel_scores_intra_class_coverage() -> None:

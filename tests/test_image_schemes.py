@@ -138,7 +138,7 @@ def test_scheme_trains_on_a_tiny_image_population(overrides, d_shape) -> None:
         if f"regularizers=[{{name: {name}}}]" in overrides:
             assert out[f"penalty_{name}"].gt(0).all()
     scheme.train(False)
-    samples = scheme.generate(scheme.parts.noise_batch(5))
+    samples = scheme.generate(Batch(scheme.parts.noise_batch(5)))
     assert samples.shape == (SEEDS, 5, *SHAPE)
     assert samples.abs().le(1).all()  # tanh output: pixels in [-1, 1] like the data
 

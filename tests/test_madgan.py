@@ -11,6 +11,7 @@ import torch
 from torch.nn import functional as F
 
 import ganscope
+from ganscope.batch import Batch
 from ganscope.cli import main
 from ganscope.errors import ConfigError
 from ganscope.objectives.gan import NonSaturating
@@ -82,7 +83,7 @@ def test_samples_come_from_every_generator_in_contiguous_chunks(tiny_overrides, 
     scheme = scheme_of(tiny_overrides + MADGAN + ["scheme.generators=4", f"scheme.share_layers={share_layers}"])
     scheme.train(False)
     z = torch.randn(1, 10, 8)
-    samples = scheme.generate(z)
+    samples = scheme.generate(Batch(z))
     assert samples.shape == (1, 10, 2)
     with torch.no_grad():
         own = [g(scheme.body(z)) for g in scheme.generators]  # every generator on every z

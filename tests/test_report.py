@@ -17,6 +17,7 @@ import torch
 from PIL import Image
 
 import ganscope
+from ganscope.batch import Batch
 from ganscope.cli import main
 from ganscope.monitor.monitor import Event
 from ganscope.report import REPORT, figures, write_report
@@ -174,7 +175,7 @@ def test_madgan_samples_are_grouped_by_the_generator_that_made_them(
     made_by = MadGAN.generator_of_samples(MadGANParams(generators=4), 10)
     with torch.no_grad():
         own = torch.stack([g(scheme.body(z)) for g in scheme.generators])  # (k, S, n, 2): every G on every z
-    torch.testing.assert_close(scheme.generate(z), own[made_by, :, torch.arange(10)].transpose(0, 1))
+    torch.testing.assert_close(scheme.generate(Batch(z)), own[made_by, :, torch.arange(10)].transpose(0, 1))
 
 
 def test_compare_two_runs_from_the_cli(ring_run: Path, tmp_path: Path, tiny_overrides: list[str], capsys) -> None:

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 import ganscope
+from ganscope.batch import Batch
 from ganscope.errors import CheckpointError, GanscopeError
 from ganscope.metrics.modes import score_modes
 from ganscope.train.run import CHECKPOINT, METRICS
@@ -50,7 +51,7 @@ def test_bf16_trains_with_batch_norm(tiny_overrides) -> None:
     stats = {k: v for k, v in run.scheme.modules["generator"].state_dict().items() if k.endswith("running_mean")}
     assert stats and all(v.dtype == torch.float32 and v.abs().sum() > 0 for v in stats.values())
     run.scheme.train(False)  # evaluation normalises with the running statistics
-    assert torch.isfinite(run.scheme.generate(run.parts.noise_batch(32))).all()
+    assert torch.isfinite(run.scheme.generate(Batch(run.parts.noise_batch(32)))).all()
 
 
 def _weights(run_dir: Path) -> dict[str, torch.Tensor]:

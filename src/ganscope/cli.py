@@ -186,13 +186,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.per_class:
         from ganscope.metrics.suite import class_feature_metrics
 
-        asked = run.sample_labels(samples.shape[1], run.step)
+        asked = run.sample_inputs(samples.shape[1], run.step).labels
         if asked is None or not args.metric:
             raise ConfigError("--per-class needs a conditional run and at least one -m METRIC "
                               f"(this run: conditioning {run.cfg.conditioning.name})")
         result["class_metrics"] = {
             str(seed): class_feature_metrics(args.metric, run.parts.data, fake, y, seed)
-            for seed, fake, y in zip(run.parts.seeds, samples, asked, strict=True)
+            for seed, fake, y in zip(run.parts.seeds, samples, asked.cpu(), strict=True)
         }
     if args.json:
         _print_json(result)

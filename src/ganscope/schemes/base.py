@@ -279,12 +279,23 @@ class Scheme(ABC):
         """One iteration; returns per-seed scalars (S,) such as losses and, when
         `diagnostics` is set, gradient norms."""
 
+    def sample_inputs(self, n: int, key: int, labels: torch.Tensor | None = None) -> Batch:
+        """What `generate` turns into n samples per seed at evaluation `key`: noise (S, n,
+        z_dim) from the population's `eval` stream and, in a conditional run, `labels` (S, n)
+        or labels drawn from the data's class shares. The same key gives the same inputs. A
+        translator overrides this with real images of its source domain and their labels."""
+        parts = self.parts
+        z = parts.noise.draw(PopulationRandom(parts.seeds, "eval", key, device=parts.device), n)
+        if labels is None:
+            labels = parts.generator_labels(n, PopulationRandom(parts.seeds, "labels", key, 1))
+        return Batch(z, None if labels is None else labels.to(parts.device))
+
     @torch.no_grad()
-    def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """Samples (S, n, *sample_shape) from noise (S, n, z_dim) (for `labels` (S, n) when
-        the run is conditional), networks in eval mode: by default those of the module named
-        "generator"; a scheme with several generators overrides this."""
-        return run_generator(self.modules["generator"], z, labels).x.float()
+    def generate(self, inputs: Batch) -> torch.Tensor:
+        """Samples (S, n, *sample_shape) from `inputs` (`sample_inputs`: noise, with labels
+        when the run is conditional), networks in eval mode: by default those of the module
+        named "generator"; a scheme with several generators overrides this."""
+        return run_generator(self.modules["generator"], inputs.x, inputs.labels).x.float()
 
     def train(self, mode: bool = True) -> None:
         for module in self.modules.values():

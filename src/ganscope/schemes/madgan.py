@@ -290,8 +290,8 @@ class MadGAN(TwoPlayer):
         return loss, out
 
     @torch.no_grad()
-    def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        return self.generator.mixture(z, labels).float()
+    def generate(self, inputs: Batch) -> torch.Tensor:
+        return self.generator.mixture(inputs.x, inputs.labels).float()
 
     @classmethod
     def generator_of_samples(cls, params: MadGANParams, n: int) -> torch.Tensor:

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from ganscope.batch import Batch
 from ganscope.config import (
     Config,
     TrainConfig,
@@ -48,7 +49,6 @@ from ganscope.metrics.modes import ModeScore, population_summary, score_modes
 from ganscope.monitor import DETECTORS, Event, Monitor, describe_events
 from ganscope.monitor.monitor import suggest
 from ganscope.schemes import SCHEMES, Parts, Scheme
-from ganscope.seeding import PopulationRandom
 from ganscope.train.checkpoint import (
     atomic_write,
     atomic_write_text,
@@ -355,18 +355,14 @@ class Run:
     # ---- sampling and scoring ------------------------------------------------------------
 
     def sample(self, n: int, key: int | None = None, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """(S, n, *sample_shape) samples; `key` (default: the current step) fixes the noise
-        and, in a conditional run, the labels (`sample_labels`) unless `labels` (S, n) says."""
-        key = self.step if key is None else key
-        rng = PopulationRandom(self.parts.seeds, "eval", key, device=self.parts.device)
-        z = self.parts.noise.draw(rng, n)
-        if labels is None:
-            labels = self.sample_labels(n, key)
-        self.scheme.train(False)
-        try:
-            return self.scheme.generate(z, None if labels is None else labels.to(self.parts.device))
-        finally:
-            self.scheme.train(True)
+        """(S, n, *sample_shape) samples; `key` (default: the current step) fixes the inputs
+        (`Scheme.sample_inputs`: the noise and, in a conditional run, the labels unless
+        `labels` (S, n) says)."""
+        return self._generate(self.sample_inputs(n, key, labels))
+
+    def sample_inputs(self, n: int, key: int | None = None, labels: torch.Tensor | None = None) -> Batch:
+        """The inputs `sample` generates from under `key` (default: the current step)."""
+        return self.scheme.sample_inputs(n, self.step if key is None else key, labels)
 
     def class_samples(self, per_class: int = CLASS_GRID_SAMPLES) -> torch.Tensor | None:
         """A conditional image run's `per_class` samples of each class, (S, K, m, C, H, W),
@@ -379,12 +375,12 @@ class Run:
         samples = self.sample(n_classes * per_class, key=self.step, labels=labels).cpu()
         return samples.unflatten(1, (n_classes, per_class))
 
-    def sample_labels(self, n: int, key: int) -> torch.Tensor | None:
-        """The labels (S, n) that `sample` asks a conditional generator for under `key`:
-        drawn from the data's class shares, so the samples are scored as the data is."""
-        rng = PopulationRandom(self.parts.seeds, "labels", key, 1)
-        labels = self.parts.generator_labels(n, rng)
-        return None if labels is None else labels.cpu()
+    def _generate(self, inputs: Batch) -> torch.Tensor:
+        self.scheme.train(False)
+        try:
+            return self.scheme.generate(inputs)
+        finally:
+            self.scheme.train(True)
 
     def evaluate(self, n: int | None = None, key: int | None = None) -> tuple[list[ModeScore], torch.Tensor]:
         """Scores of (S, n, ...) samples, which come back on the CPU, where the oracle reads them."""
@@ -399,8 +395,9 @@ class Run:
         key = self.step if key is None else key
         if self._last_read is not None and self._last_read[0] == (self.step, n, key):
             return self._last_read[1]
-        labels = self.sample_labels(n, key)
-        samples = self.sample(n, key, labels).cpu()
+        inputs = self.sample_inputs(n, key)
+        samples = self._generate(inputs).cpu()
+        labels = None if inputs.labels is None else inputs.labels.cpu()
         readings = [self.parts.data.oracle.read(s) for s in samples]
         per_seed_labels = [None] * len(samples) if labels is None else list(labels)
         evaluated = Evaluated(
