@@ -137,6 +137,9 @@ class TrainConfig(Strict):
     tf32: bool = False
     lr_schedule: Literal["constant", "cosine", "linear"] = "cosine"
     lr_final_fraction: float = Field(0.0, ge=0.0, le=1.0)
+    #: The share of `train.steps` at the full learning rate before the decay starts
+    #: (CycleGAN: 0.5, constant for the first half, then linear to zero).
+    lr_decay_start: float = Field(0.0, ge=0.0, lt=1.0)
     #: A NaN or infinity in a loss or weight: `stop` at the last finite checkpoint, or
     #: `rollback` to it with every learning rate times `rollback_lr_factor` and train on,
     #: at most `max_rollbacks` times (then stop).

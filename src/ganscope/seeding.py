@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 
-STREAMS = ("init", "noise", "data", "penalty", "eval", "report", "labels", "network")
+STREAMS = ("init", "noise", "data", "penalty", "eval", "report", "labels", "network", "pool")
 
 
 _PARALLEL_DRAW_MIN = 1 << 15

@@ -1,6 +1,6 @@
 """Datasets with mode oracles; importing this package registers the built-in ones."""
 
-from ganscope.data import files, image_files, images, mixture
+from ganscope.data import domains, files, image_files, images, mixture
 from ganscope.data.base import (
     DATASETS,
     Dataset,
@@ -14,5 +14,5 @@ from ganscope.data.base import (
 
 __all__ = [
     "DATASETS", "Dataset", "FiniteDataset", "ModeAssignment", "ModeOracle", "Reading", "dataset_from_config",
-    "evaluation_size", "files", "image_files", "images", "mixture",
+    "domains", "evaluation_size", "files", "image_files", "images", "mixture",
 ]

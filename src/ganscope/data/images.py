@@ -141,7 +141,7 @@ class DigitParams(Params):
 
 
 class DigitsParams(DigitParams):
-    size: Literal[8, 16, 32] = 8
+    size: Literal[8, 16, 28, 32] = 8  # 28: MNIST's side, for translation between the two
 
 
 class StackedParams(DigitParams):
@@ -279,7 +279,7 @@ def build_mnist(p: DigitParams) -> DigitImages:
     return DigitImages("mnist", mnist_split(), p)
 
 
-@DATASETS.register("digits", "scikit-learn's 1,797 8x8 digits (size 8, 16 or 32); modes by ganscope's CNN "
+@DATASETS.register("digits", "scikit-learn's 1,797 8x8 digits (size 8, 16, 28 or 32); modes by ganscope's CNN "
                    "classifier", DigitsParams)
 def build_digits(p: DigitsParams) -> DigitImages:
     return DigitImages("digits", digits_split(p.size), p)
@@ -291,7 +291,7 @@ def build_stacked_mnist(p: StackedParams) -> StackedDigits:
     return StackedDigits("stacked-mnist", mnist_split(), p)
 
 
-@DATASETS.register("stacked-digits", "three of scikit-learn's digits as the 3 channels (size 8, 16 or 32): "
+@DATASETS.register("stacked-digits", "three of scikit-learn's digits as the 3 channels (size 8, 16, 28 or 32): "
                    "1000 modes (the offline Stacked MNIST)", StackedDigitsParams)
 def build_stacked_digits(p: StackedDigitsParams) -> StackedDigits:
     return StackedDigits("stacked-digits", digits_split(p.size), p)

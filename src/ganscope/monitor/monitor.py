@@ -17,6 +17,7 @@ clears, not one per evaluation while it lasts.
 from __future__ import annotations
 
 import math
+import shlex
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, NamedTuple
@@ -25,7 +26,7 @@ import numpy as np
 import torch
 import yaml
 
-from ganscope.config import PIECE_LIST_REGISTRIES, PIECE_REGISTRIES, Config, piece_params
+from ganscope.config import PIECE_LIST_REGISTRIES, PIECE_REGISTRIES, Config, load_config, piece_params
 from ganscope.data import Dataset, Reading
 from ganscope.metrics.features import near_duplicate_threshold
 from ganscope.metrics.neighbours import nearest_neighbour_distances
@@ -37,6 +38,7 @@ from ganscope.monitor.detectors import (
     History,
     Suggestion,
 )
+from ganscope.errors import ConfigError
 from ganscope.registry import ALL_REGISTRIES
 from ganscope.seeding import make_generator
 
@@ -283,6 +285,16 @@ def _setting(cfg: Config, key: str) -> Any:
     return node
 
 
+def _valid(cfg: Config, how: str) -> bool:
+    """Whether the config that the `-s` overrides `how` make from `cfg` loads."""
+    overrides = [part for part in shlex.split(how) if part != "-s"]
+    try:
+        load_config(cfg.to_dict(), overrides)
+    except ConfigError:
+        return False
+    return True
+
+
 def _override(cfg: Config, suggestion: Suggestion) -> str | None:
     """The `-s` override(s) that apply a suggestion to `cfg`, or None where it cannot
     apply (a piece not registered or already in use, a setting the config lacks)."""
@@ -317,8 +329,9 @@ def _list_override(cfg: Config, section: str, name: str) -> str | None:
 
 
 def suggest(cfg: Config, suggestions: Iterable[Suggestion]) -> Remedy | None:
-    """The applicable suggestions, as registered now; None when none applies."""
-    applicable = [(s, how) for s in suggestions if (how := _override(cfg, s)) is not None]
+    """The applicable suggestions, as registered now and valid with the rest of the config
+    (no scheme change for a CycleGAN run); None when none applies."""
+    applicable = [(s, how) for s in suggestions if (how := _override(cfg, s)) is not None and _valid(cfg, how)]
     if not applicable:
         return None
     return Remedy([s.name for s, _ in applicable], applicable[0][1])

@@ -1,6 +1,6 @@
 """Networks; importing this package registers the built-in ones."""
 
-from ganscope.nets import autoencoder, dcgan, mlp, modifiers
+from ganscope.nets import autoencoder, conditioning, cyclegan, dcgan, mlp, modifiers
 from ganscope.nets.autoencoder import AUTOENCODERS, Autoencoder
 from ganscope.nets.base import D_MODIFIERS, DISCRIMINATORS, GENERATORS
 from ganscope.nets.discriminator import Discriminator, FeatureExtension
@@ -18,6 +18,8 @@ __all__ = [
     "PopLinear",
     "PopulationModule",
     "autoencoder",
+    "conditioning",
+    "cyclegan",
     "dcgan",
     "init_population",
     "mlp",

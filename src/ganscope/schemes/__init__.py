@@ -1,6 +1,6 @@
 """Training schemes; importing this package registers the built-in ones."""
 
-from ganscope.schemes import alternating, ebgan, madgan, mrgan, unrolled
+from ganscope.schemes import alternating, cyclegan, ebgan, madgan, mrgan, unrolled
 from ganscope.schemes.base import SCHEMES, Noise, Parts, Scheme, TwoPlayer, TwoPlayerParams
 
 __all__ = [
@@ -11,6 +11,7 @@ __all__ = [
     "TwoPlayer",
     "TwoPlayerParams",
     "alternating",
+    "cyclegan",
     "ebgan",
     "madgan",
     "mrgan",

@@ -37,7 +37,7 @@ from ganscope.seeding import PopulationRandom
 SCHEMES = new_registry("scheme", "schemes")
 
 #: The population's random streams that training draws from and checkpoints save.
-STREAM_NAMES = ("noise", "data", "penalty", "labels", "network")
+STREAM_NAMES = ("noise", "data", "penalty", "labels", "network", "pool")
 
 
 @dataclass

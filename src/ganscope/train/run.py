@@ -76,7 +76,7 @@ CLASS_GRID_SAMPLES, MAX_CLASS_GRID = 8, 20
 
 #: Streams that checkpoints written before labels and network draws existed lack; such a
 #: run never drew from them, so a resume starts them fresh.
-STREAMS_SINCE_LABELS = ("labels", "network")
+STREAMS_SINCE_LABELS = ("labels", "network", "pool")
 
 
 class Evaluated(NamedTuple):
@@ -126,10 +126,12 @@ class Diverged(GanscopeError):
 def schedule_factor(step: int, tcfg: TrainConfig) -> float:
     """The learning-rate multiplier of `train.lr_schedule` at `step`: cosine (Loshchilov &
     Hutter 2017, SGDR, eq. 5, one cycle without restarts) or linear decay to
-    `lr_final_fraction` at `train.steps`."""
+    `lr_final_fraction` at `train.steps`, starting after the first `lr_decay_start` share
+    of the steps."""
     if tcfg.lr_schedule == "constant":
         return 1.0
-    progress = step / tcfg.steps
+    start = tcfg.lr_decay_start
+    progress = max(0.0, (step / tcfg.steps - start) / (1 - start))
     shape = 0.5 * (1 + math.cos(math.pi * progress)) if tcfg.lr_schedule == "cosine" else 1 - progress
     return tcfg.lr_final_fraction + (1 - tcfg.lr_final_fraction) * shape
 
