@@ -21,6 +21,7 @@ from ganscope.config import Config, load_config, piece_params
 from ganscope.data import Dataset, dataset_from_config
 from ganscope.errors import GanscopeError
 from ganscope.schemes import SCHEMES
+from ganscope.schemes.cyclegan import TRANSLATIONS
 from ganscope.seeding import make_generator
 from ganscope.train.checkpoint import atomic_write
 from ganscope.train.log import MetricsLog
@@ -153,6 +154,12 @@ class RunFolder:
     def final(self) -> np.ndarray:
         """The final samples (S, n, ...) that the summary scores."""
         return np.load(self.path / "samples.npy", allow_pickle=False)
+
+    @cached_property
+    def translations(self) -> np.ndarray | None:
+        """A translator's report rows (S, 3, m, C, H, W): A images, A -> B, back to A."""
+        path = self.path / TRANSLATIONS
+        return np.load(path, allow_pickle=False) if path.exists() else None
 
     @cached_property
     def classes(self) -> np.ndarray | None:

@@ -71,6 +71,8 @@ def run_pictures(run: RunFolder) -> dict[str, Picture]:
         pictures.append(_nearest_picture(run))
     if run.classes is not None:
         pictures.append(_classes_picture(run))
+    if run.translations is not None:
+        pictures.append(_translations_picture(run))
     pictures.append(Picture(
         "curves.png", "Training curves",
         "Losses and gradient norms (every log step) and the evaluation scores, one line per seed. "
@@ -337,6 +339,26 @@ def _classes_picture(run: RunFolder) -> Picture:
     )
 
 
+def _translations_picture(run: RunFolder) -> Picture:
+    """A translator's rows per seed: real A images, their translations to B, and back."""
+    from ganscope.imaging import png_bytes, tile
+
+    rows = run.translations
+    assert rows is not None
+    per_row = rows.shape[2]
+    preserved = run.summary.get("preserved_ab")
+    shown = "" if preserved is None else " Label preservation A->B over all final translations: " + ", ".join(
+        f"seed {seed} {100 * p:.0f}%" for seed, p in zip(run.seeds, preserved, strict=True)) + "."
+    return Picture(
+        "translations.png", "Translations",
+        f"Three rows per seed (seeds {', '.join(str(s) for s in run.seeds)} from top to bottom): {per_row} real "
+        f"images of domain A, their translations to B, and those translated back to A (the cycle). Translations "
+        f"that all look alike are translation collapse; a last row unlike the first, a cycle that does not close."
+        + shown,
+        png_bytes(tile(rows.reshape(-1, *rows.shape[3:]), cols=per_row)),
+    )
+
+
 def _nearest_picture(run: RunFolder) -> Picture:
     """The memorisation check: each seed's generated images closest to a real one."""
     oracle = run.data.oracle
@@ -413,8 +435,8 @@ def run_page(run: RunFolder, pictures: dict[str, Picture], out: Path) -> str:
         '<h2 id="seeds">Seeds</h2>', _seed_table(run),
         '<h2 id="events">Events</h2>', _events_section(run),
         '<h2 id="samples">Samples</h2>',
-        *(figure(pictures[n]) for n in ("samples.png", "classes.png", "evolution.png", "training.gif", "nearest.png")
-          if n in pictures),
+        *(figure(pictures[n]) for n in ("samples.png", "classes.png", "translations.png", "evolution.png",
+                                        "training.gif", "nearest.png") if n in pictures),
         *(() if "evolution.png" in pictures else
           ("<p class=lead>This run folder predates per-evaluation snapshots, so only the final samples show.</p>",)),
         '<h2 id="modes">Modes</h2>', *(figure(pictures[n]) for n in ("modes.png", "tsne.png") if n in pictures),

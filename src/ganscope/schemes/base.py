@@ -12,6 +12,7 @@ import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from pydantic import PositiveInt
@@ -300,6 +301,17 @@ class Scheme(ABC):
     def train(self, mode: bool = True) -> None:
         for module in self.modules.values():
             module.train(mode)
+
+    def final_scores(self, n: int, key: int) -> tuple[dict[str, Any], str | None]:
+        """Scores of the scheme's own at the end of a run, beyond `score_modes`'s (a
+        translator's both directions), for the summary, and a sentence for the verdict;
+        networks are in eval mode. None by default."""
+        return {}, None
+
+    def final_arrays(self, key: int) -> dict[str, torch.Tensor]:
+        """Arrays the report draws beside the samples, by file name (a translator's inputs,
+        translations and reconstructions); networks are in eval mode. None by default."""
+        return {}
 
 
 class TwoPlayerParams(Params):

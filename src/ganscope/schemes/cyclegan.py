@@ -27,6 +27,7 @@ spreads, the `collapse` and `class-collapse` events.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from pydantic import NonNegativeFloat, NonNegativeInt
@@ -34,7 +35,9 @@ from torch import nn
 
 from ganscope.batch import Batch
 from ganscope.config import Config, piece_params
+from ganscope.data import Dataset
 from ganscope.data.domains import Domains
+from ganscope.metrics.modes import mean_std
 from ganscope.nets import GENERATORS, init_population
 from ganscope.nets.layers import at_least_float32
 from ganscope.objectives.base import per_seed_mean
@@ -44,6 +47,8 @@ from ganscope.seeding import PopulationRandom
 
 #: The translators that the scheme accepts as `generator.name`.
 TRANSLATORS = ("resnet",)
+#: The report's translation rows: images per seed, and their file in the run folder.
+TRANSLATION_ROWS, TRANSLATIONS = 8, "translations.npy"
 
 
 class CycleGANParams(Params):
@@ -206,10 +211,54 @@ class CycleGAN(Scheme):
         for name in ("translators", "discriminators"):
             self.modules[name].train(mode)
 
+    def domain_inputs(self, n: int, key: int) -> tuple[Batch, Batch]:
+        """n real images of A and of B per seed (with labels where the domain has them),
+        from the `eval` stream of `key` (A's are `sample_inputs`'s)."""
+        parts, data = self.parts, self.parts.data
+        assert isinstance(data, Domains)
+        b_rng = PopulationRandom(parts.seeds, "eval", key, 1)
+        b = data.b.sample_population(b_rng, n, labelled=data.b.n_classes is not None).to(parts.device)
+        return self.sample_inputs(n, key), b
 
-def cycle_errors(scheme: CycleGAN, a: torch.Tensor, b: torch.Tensor) -> dict[str, Sequence[float]]:
-    """Per seed, the L1 cycle reconstruction errors ||F(G(a)) - a|| and ||G(F(b)) - b|| of
-    image sets (S, N, ...), networks as they are (put them in eval mode first)."""
-    with torch.no_grad():
-        g, f = scheme.translators["ab"], scheme.translators["ba"]
-        return {"cycle_a": l1(f(g(a)), a).tolist(), "cycle_b": l1(g(f(b)), b).tolist()}
+    @torch.no_grad()
+    def final_scores(self, n: int, key: int) -> tuple[dict[str, Any], str | None]:
+        """Per seed: label preservation both ways (A -> B read by B's oracle against A's
+        labels, B -> A by A's oracle against B's) where both domains are labelled, and the
+        L1 cycle errors ||F(G(a)) - a|| and ||G(F(b)) - b||, on n real images of each."""
+        data = self.parts.data
+        assert isinstance(data, Domains)
+        a, b = self.domain_inputs(n, key)
+        to_b, to_a = self.translate(a.x, "ab"), self.translate(b.x, "ba")
+        scores: dict[str, Any] = {"cycle_a": l1(self.translate(to_b, "ba"), a.x).tolist(),
+                                  "cycle_b": l1(self.translate(to_a, "ab"), b.x).tolist()}
+        text = f"cycle error (L1) A {mean_and_std(scores['cycle_a'])}, B {mean_and_std(scores['cycle_b'])}"
+        if a.labels is not None and b.labels is not None:
+            for key_name, target, translated, labels in (("preserved_ab", data.b, to_b, a.labels),
+                                                          ("preserved_ba", data.a, to_a, b.labels)):
+                scores[key_name] = [label_preservation(target, images.cpu(), asked.cpu())
+                                    for images, asked in zip(translated, labels, strict=True)]
+            text = (f"label preservation A->B {mean_and_std(scores['preserved_ab'], 100)}%, B->A "
+                    f"{mean_and_std(scores['preserved_ba'], 100)}%; {text}")
+        return scores, text
+
+    @torch.no_grad()
+    def final_arrays(self, key: int) -> dict[str, torch.Tensor]:
+        """`translations.npy` (S, 3, m, ...): per seed, m real A images, their translations to
+        B and those translated back to A (the report's rows)."""
+        a = self.sample_inputs(TRANSLATION_ROWS, key).x
+        to_b = self.translate(a, "ab")
+        return {TRANSLATIONS: torch.stack([a.float(), to_b, self.translate(to_b, "ba")], dim=1).cpu()}
+
+
+def label_preservation(target: Dataset, translated: torch.Tensor, labels: torch.Tensor) -> float:
+    """The share of `translated` images (N, ...) that `target`'s oracle reads as `labels` (N,)."""
+    mode_labels = target.mode_labels
+    assert mode_labels is not None
+    return float((mode_labels[target.oracle.assign(translated).mode] == labels).double().mean())
+
+
+def mean_and_std(values: Sequence[float], scale: float = 1.0) -> str:
+    mean, std = mean_std([scale * v for v in values])
+    return f"{mean:.1f} ± {std:.1f}" if scale != 1.0 else f"{mean:.3f} ± {std:.3f}"
+
+

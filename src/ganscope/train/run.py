@@ -685,10 +685,19 @@ class Run:
         classes = self.class_samples()
         if classes is not None:
             atomic_write(self.run_dir / CLASS_SAMPLES, lambda tmp: _save_npy(tmp, classes.numpy()))
+        self.scheme.train(False)
+        try:
+            own_scores, own_text = self.scheme.final_scores(evaluation_size(self.cfg, self.parts.data), self.step)
+            for name, array in self.scheme.final_arrays(self.step).items():
+                atomic_write(self.run_dir / name, lambda tmp, array=array: _save_npy(tmp, array.numpy()))
+        finally:
+            self.scheme.train(True)
         for name, module in self.scheme.modules.items():
             save_weights(self.run_dir / f"{name}.safetensors", module)
         events = [r for r in self.log.read() if r["kind"] == "event"]
         verdict = f"{self.verdict(scores)} (modes: {self.parts.data.oracle.description})"
+        if own_text:
+            verdict = f"{verdict}; {own_text}"
         # What holds at the end, re-judged from the log with the last evaluation as final.
         monitor = self._monitor_from_log()
         monitor.conclude()
@@ -708,6 +717,7 @@ class Run:
             "modes_found_by": self.parts.data.oracle.description,
             "scores": [s.to_dict() for s in scores],
             **{k: v for k, v in population_summary(scores).items() if not isinstance(v, list)},
+            **own_scores,
             "wall_time_s": elapsed,
             "seed_steps_per_s": steps_done * len(scores) / elapsed if elapsed > 0 else None,
             "events": events,
