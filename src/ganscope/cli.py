@@ -348,6 +348,67 @@ def cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def read_translation_inputs(path: Path, shape: tuple[int, ...]) -> torch.Tensor:
+    """Images to translate, (N, C, H, W) in [-1, 1] at the run's size and channels: a folder
+    of image files (Pillow) or an .npy/.npz array (any layout `images` data reads)."""
+    from ganscope.data.image_files import ImageArrayParams, ImageFolderParams, read_array_images, read_folder
+
+    channels, side = shape[0], shape[-1]
+    if path.is_dir():
+        images = read_folder(ImageFolderParams(path=path, size=side, channels=channels, classes=False)).images
+    elif path.suffix.lower() in (".npy", ".npz"):
+        images = read_array_images(ImageArrayParams(path=path, size=side)).images
+    else:
+        raise DataError(f"{path} is neither a folder of images nor an .npy/.npz array; give one of those")
+    if images.shape[1] != channels:
+        raise DataError(f"{path} holds {images.shape[1]}-channel images and the run translates {channels}-channel "
+                        "ones; convert them first")
+    return images
+
+
+def cmd_translate(args: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+
+    from ganscope.imaging import tile, write_png
+    from ganscope.train import Run
+    from ganscope.train.checkpoint import atomic_write
+
+    output_file(args.out, "translated.png")
+    if args.out.suffix.lower() not in (".png", ".npy"):
+        raise OutputError(f"{args.out}: write the translations as a PNG grid (.png) or an array (.npy)")
+    run = Run.open(args.run_dir, device=args.device)
+    translate = getattr(run.scheme, "translate", None)
+    if translate is None:
+        raise ConfigError(f"{args.run_dir} holds a run of scheme {run.cfg.scheme.name}, which generates from noise; "
+                          "translate needs a translator (scheme cyclegan)")
+    seeds = run.parts.seeds
+    if args.seed is not None and args.seed not in seeds:
+        raise ConfigError(f"seed {args.seed} is not in this run's population {seeds}; choose one of them with --seed")
+    images = read_translation_inputs(args.images, run.parts.data.sample_shape)
+    run.scheme.train(False)
+    population = images.expand(len(seeds), *images.shape).to(run.parts.device)
+    translated = translate(population, args.direction).cpu()[seeds.index(args.seed) if args.seed is not None else 0]
+
+    def write(tmp: Path) -> None:
+        if args.out.suffix.lower() == ".png":
+            pairs = torch.stack([images, translated], dim=1).reshape(-1, *images.shape[1:]).numpy()
+            write_png(tmp, tile(pairs, cols=2 * min(len(images), TRANSLATE_PAIRS_PER_ROW)))
+            return
+        with tmp.open("wb") as handle:
+            np.save(handle, translated.numpy())
+
+    atomic_write(args.out, write)
+    what = "a PNG grid of input | translation pairs" if args.out.suffix.lower() == ".png" else "an array of"
+    print(f"wrote {what} {len(images)} {args.direction[0].upper()} -> {args.direction[1].upper()} translations "
+          f"to {args.out}")
+    return 0
+
+
+#: `translate -o X.png`: input | translation pairs per row of the grid.
+TRANSLATE_PAIRS_PER_ROW = 8
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from ganscope.report import COMPARE, write_comparison, write_report
 
@@ -500,6 +561,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--key", type=non_negative_int, default=0, help="noise key: the same key draws the same samples")
     p.add_argument("--label", type=non_negative_int,
                    help="a conditional run's class to generate (default: labels drawn from the data's class shares)")
+    device_option(p)
+
+    p = add("translate", cmd_translate, "translate images with a CycleGAN run: a folder of image files or an "
+            ".npy/.npz array, A -> B (or B -> A), into a PNG grid of input | translation pairs or an .npy array")
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("images", type=Path, help="a folder of images, or an .npy/.npz array of images")
+    p.add_argument("-o", "--out", type=Path, required=True, help="translations.png or translations.npy")
+    p.add_argument("--direction", choices=["ab", "ba"], default="ab", help="ab: A -> B (default); ba: B -> A")
+    p.add_argument("--seed", type=int, help="which seed's translator (default: the first)")
     device_option(p)
 
     p = add("report", cmd_report, "write a run's self-contained HTML report, or compare several runs side by side")
