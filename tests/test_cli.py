@@ -77,7 +77,7 @@ def test_user_errors_exit_2_with_one_line(tmp_path, capsys) -> None:
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 3
     assert all(line.startswith("ganscope: ") for line in err)
-    assert "unknown profile 'nope'; valid: demo" in err[2]
+    assert "unknown profile 'nope'; valid: cyclegan-digits, demo" in err[2]
 
 
 HELP_PAGES = [[], ["train"], ["score"], ["bench"], ["theory"], ["theory", "optimal-d"]]

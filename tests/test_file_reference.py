@@ -109,8 +109,9 @@ def test_more_generated_samples_than_file_points_are_cut_to_as_many(blobs: Path)
 def test_monitor_threshold_on_a_file_is_positive_and_real_data_scores_the_quantile(blobs: Path) -> None:
     diversity = Diversity(file_dataset(blobs), QUANTILE, seed=0)
     for n, compared in ((400, 400), (2500, FILE_POINTS)):
-        threshold, compared_samples, _, real_count, _ = diversity.reference(n)
-        assert threshold > 0 and compared_samples == compared and real_count.sum() <= compared
+        reference = diversity.reference(n)
+        assert reference.duplicate_threshold > 0 and reference.compared == compared
+        assert reference.mode_count.sum() <= compared
     points = torch.from_numpy(np.load(blobs))
     assert QUANTILE <= diversity.measure(points)["duplicate_fraction"] <= QUANTILE + 2 / FILE_POINTS
 
