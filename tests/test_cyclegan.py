@@ -177,3 +177,7 @@ def test_translate_cli_on_a_folder_and_an_array(tmp_path: Path, capsys: pytest.C
     assert not (tmp_path / "u.png").exists()
     summary = json.loads((run_dir / "summary.json").read_text())
     assert len(summary["preserved_ab"]) == 2
+    capsys.readouterr()
+    assert main(["eval", str(run_dir), "-n", "100", "--json"]) == 0
+    evaluated = json.loads(capsys.readouterr().out)
+    assert len(evaluated["preserved_ba"]) == 2 and "label preservation A->B" in evaluated["verdict"]

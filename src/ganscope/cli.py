@@ -173,6 +173,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
         **{k: v for k, v in population_summary(scores).items() if not isinstance(v, list)},
         "verdict": run.verdict(scores),
     }
+    run.scheme.train(False)
+    own_scores, own_text = run.scheme.final_scores(samples.shape[1], run.step)  # a translator's both directions
+    result.update(own_scores)
+    if own_text:
+        result["verdict"] = f"{result['verdict']}; {own_text}"
     if args.metric:
         from ganscope.metrics.suite import feature_metrics, reference_samples
 
