@@ -13,14 +13,17 @@ in a subprocess, as a user would:
    (CUDA_VISIBLE_DEVICES=""), is evaluated (`ganscope eval`), sampled (`ganscope sample`)
    and trained on a few steps (`ganscope resume -s train.device=cpu`);
 4. bf16: the same population under bf16 autocast trains with finite losses;
-5. speed: `benchmarks/speed.py --model dcgan --device cuda --populations 1 8` against the
+5. labels and domains: the population made class-conditional (projection D) trains with
+   finite losses and reports label fidelity, and a small CycleGAN between mnist and digits
+   (28x28) trains and reports label preservation both ways;
+6. speed: `benchmarks/speed.py --model dcgan --device cuda --populations 1 8` against the
    eager loop on the same GPU; target: a population of 8 at >= 3x the eager loop's
    seed-steps per second.
 
 Each check records pass or fail, its numbers, its seconds and the error text; the report
 goes to `--out`/gpu_checks.json (default `$OUT`, else ./gpu_checks) with every command's
 output under `--out`/logs, and the exit code is 1 when any check fails. Without CUDA the
-script stops at once with one line. `--device cpu --quick` is the dry run of checks 0-4 on
+script stops at once with one line. `--device cpu --quick` is the dry run of checks 0-5 on
 the CPU with tiny networks (the speed check needs the GPU and is skipped):
 
     python benchmarks/gpu_checks.py                      # on the GPU machine
@@ -216,6 +219,26 @@ class Checks:
         records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
         return {"train_records": finite_losses(records), "seed_steps_per_s": summary["seed_steps_per_s"]}
 
+    def labels_and_domains(self) -> dict[str, Any]:
+        conditional = self.work / "conditional"
+        summary = self.train(conditional, self.sizes.steps // 2, "conditioning.name=projection")
+        records = [json.loads(line) for line in (conditional / "metrics.jsonl").read_text().splitlines()]
+        if summary.get("label_fidelity_mean") is None:
+            raise CheckFailed("the conditional run's summary has no label fidelity")
+        cycle = self.work / "cyclegan"
+        s = self.sizes
+        self.run([self.ganscope, "train", "-q", "--profile", "cyclegan-digits", "-o", str(cycle), "-s",
+                  "train.seeds=2", f"train.steps={s.steps // 2}", f"train.eval_every={s.eval_every}",
+                  f"train.eval_samples={s.eval_samples}", f"train.log_every={s.log_every}",
+                  f"train.device={self.device}", f"generator.width={max(4, s.width // 4)}",
+                  f"discriminator.width={max(4, s.width // 4)}"])
+        translated = json.loads((cycle / "summary.json").read_text())
+        if len(translated.get("preserved_ba", [])) != 2:
+            raise CheckFailed("the CycleGAN summary lacks label preservation B -> A for its 2 seeds")
+        return {"conditional_records": finite_losses(records), "label_fidelity": summary["label_fidelity_mean"],
+                "preserved_ab": translated["preserved_ab"], "preserved_ba": translated["preserved_ba"],
+                "cycle_a": translated["cycle_a"]}
+
     def speed(self) -> dict[str, Any]:
         result = self.out / f"speed_dcgan_{self.device}.json"
         self.run([sys.executable, str(HERE / "speed.py"), "--model", "dcgan", "--device", self.device,
@@ -282,13 +305,13 @@ def main() -> int:
     p.add_argument("--out", type=Path, default=Path(os.environ.get("OUT") or "gpu_checks"),
                    help="folder for gpu_checks.json and logs/ (default $OUT, else ./gpu_checks)")
     p.add_argument("--device", choices=["cuda", "cpu"], default="cuda",
-                   help="cpu: the dry run of checks 0-4 (no speed check)")
+                   help="cpu: the dry run of checks 0-5 (no speed check)")
     p.add_argument("--quick", action="store_true", help="tiny networks and few steps (the dry run's sizes)")
     a = p.parse_args()
     if a.device == "cuda" and not torch.cuda.is_available():
         print(f"gpu_checks: PyTorch sees no CUDA device here (torch {torch.__version__}, CUDA build: "
               f"{torch.version.cuda or 'none'}); run it on a machine with an NVIDIA GPU and a CUDA build of torch, "
-              "or dry-run checks 0-4 with --device cpu --quick", file=sys.stderr)
+              "or dry-run checks 0-5 with --device cpu --quick", file=sys.stderr)
         return 2
     ganscope = entry_point()
     if ganscope is None:
@@ -300,7 +323,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="gpu_checks-") as work:
         checks = Checks(a.out, a.device, QUICK if a.quick else FULL, ganscope, Path(work))
         plan = [("oracle", checks.oracle), ("train", checks.train_population), ("resume", checks.resume),
-                ("portability", checks.portability), ("bf16", checks.bf16)]
+                ("portability", checks.portability), ("bf16", checks.bf16),
+                ("labels-and-domains", checks.labels_and_domains)]
         skipped = [] if a.device == "cuda" else ["speed (needs the GPU)"]
         if not skipped:
             plan.append(("speed", checks.speed))
