@@ -490,8 +490,8 @@ class NotConverging(Detector):
         return not ev.hq_fraction >= self.params.min_hq_fraction  # NaN counts as low
 
     def check(self, history: History) -> Finding | None:
-        ev, p = history.latest, self.params
-        if ev is None or (len(history.evals) <= p.grace_evals and not history.final) or not self._low(ev):
+        ev, p = _judged_now(history, self.params.grace_evals), self.params
+        if ev is None or not self._low(ev):
             return None
         started = trailing_start(history.evals, self._low, lambda e: e.step)
         finite = [e.hq_fraction for e in history.evals if math.isfinite(e.hq_fraction)]
@@ -818,6 +818,7 @@ def _named_classes(values: np.ndarray, holds: Callable[[float], bool], fmt: Call
 
 
 def _judged_now(history: History, grace_evals: int) -> Evaluation | None:
+    """The latest evaluation, unless it is one of the first `grace_evals` and training goes on."""
     ev = history.latest
     if ev is None or (len(history.evals) <= grace_evals and not history.final):
         return None
@@ -828,8 +829,8 @@ class LabelIgnoredParams(ConditionalParams):
     min_label_fidelity: float = Field(
         0.5, gt=0, le=1,
         description="a conditional G ignores its labels when fewer than this share of its samples are "
-        "read by the oracle as the class they were asked for (chance is the class's share: 1/8 on the "
-        "ring, 1/10 on digits); conditional GANs that learned the data follow their labels 80-100%",
+        "read by the oracle as the class they were asked for (ignoring the labels gives the sum of the "
+        "squared class shares: 1/8 on the ring, about 1/10 on digits)",
     )
 
 
