@@ -366,6 +366,7 @@ def test_stacked_data_conditioned_on_one_channel_scores_intra_class_coverage() -
     assert score.label_fidelity > 0.9, "real triples carry their middle digit"
     assert min(score.class_coverage) > 0.8, "300 real samples per class cover most of its 100 triples"
     assert "intra-class coverage" in score.summary() and score.intra_class_coverage > 0.8
+    assert score.to_dict()["intra_class_coverage"] == score.intra_class_coverage, "what the bench reads"
     one_each = samples.clone()
     for y in range(10):  # a generator that makes one triple per class
         one_each[labels == y] = samples[labels == y][0]

@@ -396,26 +396,15 @@ IMAGES = Kind(
     ),
 )
 
+
 def _conditional_cell(key: str) -> Callable[[Scores], str]:
     """A conditional score (`label_fidelity`, `intra_class_coverage`) in %, or a dash for a
-    population that does not have it (the unconditional baseline; a label that is a mode)."""
+    population that does not have it (the unconditional baseline; labels that are modes)."""
     def cell(scores: Scores) -> str:
-        values = [_conditional_value(s, key) for s in scores]
+        values = [s.get(key) for s in scores]
         return _NONE if any(v is None for v in values) else _cell(values, 100, 1)
 
     return cell
-
-
-def _conditional_value(score: dict[str, Any], key: str) -> float | None:
-    """`key` of one seed's score dict; intra-class coverage is recomputed from its classes
-    (`ModeScore.intra_class_coverage`: None where each label is one mode)."""
-    if key != "intra_class_coverage":
-        return score.get(key)
-    coverage = score.get("class_coverage")
-    if coverage is None or len(coverage) == score["n_modes"]:
-        return None
-    values = [c for c in coverage if c is not None]
-    return sum(values) / len(values) if values else None
 
 
 def _worst_conditional_seed(scores: Scores) -> str:

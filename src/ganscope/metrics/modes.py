@@ -41,6 +41,8 @@ class ModeScore:
         d = asdict(self)
         d["reverse_kl"] = None if math.isnan(self.reverse_kl) else self.reverse_kl
         del d["protocol_summary"]
+        if self.intra_class_coverage is not None:
+            d["intra_class_coverage"] = self.intra_class_coverage
         for optional in ("protocol", "label_fidelity", "class_fidelity", "class_coverage"):
             if d[optional] is None:
                 del d[optional]

@@ -21,11 +21,12 @@ from ganscope.config import Config, load_config, piece_params
 from ganscope.data import Dataset, dataset_from_config
 from ganscope.errors import GanscopeError
 from ganscope.schemes import SCHEMES
+from ganscope.schemes.base import CLASS_SAMPLES
 from ganscope.schemes.cyclegan import TRANSLATIONS
 from ganscope.seeding import make_generator
 from ganscope.train.checkpoint import atomic_write
 from ganscope.train.log import MetricsLog
-from ganscope.train.snapshots import CLASS_SAMPLES, load_snapshot, snapshot_steps
+from ganscope.train.snapshots import load_snapshot, snapshot_steps
 
 REAL_POINTS = 20_000
 """Real samples behind the density picture: enough for a smooth 2-D histogram."""

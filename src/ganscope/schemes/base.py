@@ -37,6 +37,10 @@ from ganscope.seeding import PopulationRandom
 
 SCHEMES = new_registry("scheme", "schemes")
 
+#: The report's class-by-seed grid of a conditional image run: its file in the run folder,
+#: the samples per class and seed, and the most classes shown.
+CLASS_SAMPLES, CLASS_GRID_SAMPLES, MAX_CLASS_GRID = "classes.npy", 8, 20
+
 #: The population's random streams that training draws from and checkpoints save.
 STREAM_NAMES = ("noise", "data", "penalty", "labels", "network", "pool")
 
@@ -308,10 +312,19 @@ class Scheme(ABC):
         networks are in eval mode. None by default."""
         return {}, None
 
+    @torch.no_grad()
     def final_arrays(self, key: int) -> dict[str, torch.Tensor]:
-        """Arrays the report draws beside the samples, by file name (a translator's inputs,
-        translations and reconstructions); networks are in eval mode. None by default."""
-        return {}
+        """Arrays the report draws beside the samples, by file name; networks are in eval
+        mode. By default a conditional image run's class-by-seed grid (`CLASS_SAMPLES`:
+        (S, K, m, C, H, W), `CLASS_GRID_SAMPLES` per class, at most `MAX_CLASS_GRID`
+        classes); a translator gives its inputs, translations and reconstructions."""
+        parts = self.parts
+        n_classes = parts.data.n_classes
+        if not parts.conditional or len(parts.data.sample_shape) != 3 or n_classes > MAX_CLASS_GRID:
+            return {}
+        labels = torch.arange(n_classes).repeat_interleave(CLASS_GRID_SAMPLES).expand(parts.n_seeds, -1)
+        samples = self.generate(self.sample_inputs(n_classes * CLASS_GRID_SAMPLES, key, labels)).cpu()
+        return {CLASS_SAMPLES: samples.unflatten(1, (n_classes, CLASS_GRID_SAMPLES))}
 
 
 class TwoPlayerParams(Params):

@@ -59,7 +59,7 @@ from ganscope.train.checkpoint import (
     save_weights,
 )
 from ganscope.train.log import MetricsLog, TensorBoard, jsonable
-from ganscope.train.snapshots import CLASS_SAMPLES, SNAPSHOTS, final_indices, save_snapshot
+from ganscope.train.snapshots import SNAPSHOTS, final_indices, save_snapshot
 
 CHECKPOINT = "checkpoint.pt"
 CONFIG = "config.yaml"
@@ -70,9 +70,6 @@ SAMPLES = "samples.npy"
 #: from the same checkpoint keep them.
 ROLLED_BACK = "rolled_back_to"
 
-
-#: The report's class-by-seed grid: samples per class and seed, and the most classes shown.
-CLASS_GRID_SAMPLES, MAX_CLASS_GRID = 8, 20
 
 #: Streams that checkpoints written before labels and network draws existed lack; such a
 #: run never drew from them, so a resume starts them fresh.
@@ -365,17 +362,6 @@ class Run:
     def sample_inputs(self, n: int, key: int | None = None, labels: torch.Tensor | None = None) -> Batch:
         """The inputs `sample` generates from under `key` (default: the current step)."""
         return self.scheme.sample_inputs(n, self.step if key is None else key, labels)
-
-    def class_samples(self, per_class: int = CLASS_GRID_SAMPLES) -> torch.Tensor | None:
-        """A conditional image run's `per_class` samples of each class, (S, K, m, C, H, W),
-        for the report's class-by-seed grid; None for other runs and for more classes than a
-        grid shows (`MAX_CLASS_GRID`)."""
-        n_classes = self.parts.data.n_classes
-        if not self.parts.conditional or len(self.parts.data.sample_shape) != 3 or n_classes > MAX_CLASS_GRID:
-            return None
-        labels = torch.arange(n_classes).repeat_interleave(per_class).expand(self.parts.n_seeds, -1)
-        samples = self.sample(n_classes * per_class, key=self.step, labels=labels).cpu()
-        return samples.unflatten(1, (n_classes, per_class))
 
     def _generate(self, inputs: Batch) -> torch.Tensor:
         self.scheme.train(False)
@@ -682,9 +668,6 @@ class Run:
         scores, samples = self.evaluate(key=self.step)
         kept = torch.from_numpy(final_indices(samples.shape[1], samples[0, 0].numel()))
         atomic_write(self.run_dir / SAMPLES, lambda tmp: _save_npy(tmp, samples[:, kept].cpu().numpy()))
-        classes = self.class_samples()
-        if classes is not None:
-            atomic_write(self.run_dir / CLASS_SAMPLES, lambda tmp: _save_npy(tmp, classes.numpy()))
         self.scheme.train(False)
         try:
             own_scores, own_text = self.scheme.final_scores(evaluation_size(self.cfg, self.parts.data), self.step)

@@ -19,9 +19,6 @@ from ganscope.train.checkpoint import atomic_write
 SNAPSHOTS = "snapshots"
 SNAPSHOT_SAMPLES = 500
 """Samples kept per seed and evaluation: enough to show a density, small on disk."""
-#: A conditional image run's final samples per class (S, K, m, C, H, W), for the report's
-#: class-by-seed grid.
-CLASS_SAMPLES = "classes.npy"
 SNAPSHOT_VALUES = 1 << 16
 """...and at most this many numbers per seed: 83 MNIST images, enough for a grid."""
 FINAL_VALUES = 1 << 22
