@@ -142,7 +142,7 @@ def test_acgan_class_loss_is_cross_entropy_for_both_players() -> None:
 
     rng = scheme.parts.streams["penalty"]
     torch.testing.assert_close(loss.penalty(d, real, fake, rng), ce(real) + ce(fake))
-    torch.testing.assert_close(loss.generator_penalty(d, fake, rng), ce(fake))
+    torch.testing.assert_close(loss.generator_penalty(d, fake, rng, scheme.generator), ce(fake))
     out = scheme.train_step()
     assert {"penalty_acgan_class", "g_penalty_acgan_class"} <= set(out)
 

@@ -51,6 +51,17 @@ positive_int = _int_at_least(1)
 non_negative_int = _int_at_least(0)
 
 
+def truncation_psi(text: str) -> float:
+    """An argparse type: a truncation psi, a number in [0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must lie in [0, 1] (got {value})")
+    return value
+
+
 def _refuse_under_file(path: Path) -> None:
     blocker = next((p for p in reversed(path.parents) if p.exists() and not p.is_dir()), None)
     if blocker is not None:
@@ -333,7 +344,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
         if args.label >= (n_classes or 0):
             raise ConfigError(f"--label {args.label} is not a class of {run.parts.data.name}; give 0..{n_classes - 1}")
         labels = torch.full((len(seeds), args.n), args.label, dtype=torch.long)
-    samples = run.sample(args.n, key=args.key, labels=labels).cpu()
+    samples = run.sample(args.n, key=args.key, labels=labels, truncation=args.truncation).cpu()
     chosen = samples if args.all_seeds else samples[seeds.index(args.seed) if args.seed is not None else 0]
     array = chosen.numpy()
 
@@ -566,6 +577,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--key", type=non_negative_int, default=0, help="noise key: the same key draws the same samples")
     p.add_argument("--label", type=non_negative_int,
                    help="a conditional run's class to generate (default: labels drawn from the data's class shares)")
+    p.add_argument("--truncation", type=truncation_psi, metavar="PSI",
+                   help="a style-based G's truncation psi in [0, 1]: styles pulled towards their average "
+                        "(1: none; StyleGAN's 0.7 trades variety for typical samples)")
     device_option(p)
 
     p = add("translate", cmd_translate, "translate images with a CycleGAN run: a folder of image files or an "

@@ -140,6 +140,11 @@ class TrainConfig(Strict):
     #: The share of `train.steps` at the full learning rate before the decay starts
     #: (CycleGAN: 0.5, constant for the first half, then linear to zero).
     lr_decay_start: float = Field(0.0, ge=0.0, lt=1.0)
+    #: Sample and evaluate a moving average of G's weights with a half-life of this many
+    #: thousand images (StyleGAN2: 10); 0: G itself. `ema_rampup` caps the half-life at
+    #: that share of the images seen so far (stylegan2-ada: 0.05), None: no ramp.
+    ema_kimg: float = Field(0.0, ge=0.0)
+    ema_rampup: float | None = Field(0.05, gt=0.0)
     #: A NaN or infinity in a loss or weight: `stop` at the last finite checkpoint, or
     #: `rollback` to it with every learning rate times `rollback_lr_factor` and train on,
     #: at most `max_rollbacks` times (then stop).

@@ -1,6 +1,6 @@
 """Networks; importing this package registers the built-in ones."""
 
-from ganscope.nets import autoencoder, conditioning, cyclegan, dcgan, mlp, modifiers
+from ganscope.nets import autoencoder, conditioning, cyclegan, dcgan, mlp, modifiers, stylegan
 from ganscope.nets.autoencoder import AUTOENCODERS, Autoencoder
 from ganscope.nets.base import D_MODIFIERS, DISCRIMINATORS, GENERATORS
 from ganscope.nets.discriminator import Discriminator, FeatureExtension
@@ -24,4 +24,5 @@ __all__ = [
     "init_population",
     "mlp",
     "modifiers",
+    "stylegan",
 ]

@@ -235,7 +235,8 @@ class ClassLoss(Regularizer):
         # Real and fake batches are equally large: twice the pooled mean is the sum of both means.
         return 2 * class_cross_entropy(critic, real.cat(fake))
 
-    def generator_penalty(self, critic: Critic, fake: Batch, rng: PopulationRandom) -> torch.Tensor:
+    def generator_penalty(self, critic: Critic, fake: Batch, rng: PopulationRandom,
+                          generator: nn.Module) -> torch.Tensor:
         return class_cross_entropy(critic, fake)
 
 

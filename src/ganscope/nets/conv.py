@@ -56,7 +56,9 @@ def normal_per_seed_(
 
 class _PopConv(PopulationModule):
     """A convolution over a population: weights (S, *torch's weight shape) ~ N(0, init_std^2),
-    biases (S, C_out) zero, all seeds in one grouped call of `convolution`."""
+    biases (S, C_out) zero, all seeds in one grouped call of `convolution`. A `gain` other
+    than 1 multiplies the weight at run time (the equalised learning rate of
+    `ganscope.nets.stylegan`)."""
 
     #: torch's functional convolution, called as (input, weight, bias, stride, padding, groups=).
     convolution: ClassVar[Callable[..., torch.Tensor]]
@@ -74,9 +76,10 @@ class _PopConv(PopulationModule):
         padding: int = 0,
         bias: bool = True,
         init_std: float = DCGAN_INIT_STD,
+        gain: float = 1.0,
     ) -> None:
         super().__init__()
-        self.stride, self.padding, self.init_std = stride, padding, init_std
+        self.stride, self.padding, self.init_std, self.gain = stride, padding, init_std, gain
         channels = (in_channels, out_channels) if self.in_channels_first else (out_channels, in_channels)
         self.weight = nn.Parameter(torch.empty(n_seeds, *channels, kernel_size, kernel_size))
         self.bias = nn.Parameter(torch.empty(n_seeds, out_channels)) if bias else None
@@ -90,7 +93,8 @@ class _PopConv(PopulationModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n_seeds = self.weight.shape[0]
         bias = None if self.bias is None else self.bias.flatten()
-        y = self.convolution(fold_seeds(x), self.weight.flatten(0, 1), bias, self.stride, self.padding, groups=n_seeds)
+        weight = self.weight if self.gain == 1.0 else self.weight * self.gain
+        y = self.convolution(fold_seeds(x), weight.flatten(0, 1), bias, self.stride, self.padding, groups=n_seeds)
         return unfold_seeds(y, n_seeds)
 
 

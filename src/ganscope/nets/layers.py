@@ -51,8 +51,8 @@ class StreamUser(nn.Module):
     rng: PopulationRandom | None = None
 
 
-def attach_stream(module: nn.Module, rng: PopulationRandom) -> None:
-    """Give every `StreamUser` inside `module` the stream `rng`."""
+def attach_stream(module: nn.Module, rng: PopulationRandom | None) -> None:
+    """Give every `StreamUser` inside `module` the stream `rng` (None: take it away)."""
     for sub in module.modules():
         if isinstance(sub, StreamUser):
             sub.rng = rng

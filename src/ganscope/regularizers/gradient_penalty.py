@@ -73,12 +73,20 @@ class GradientNormRegularizer(Regularizer):
 
     @classmethod
     def check_config(cls, params: Params, cfg: Config) -> str | None:
+        return cls.check_batch_norm(cfg) or cls.check_coupling_modifiers(cfg)
+
+    @staticmethod
+    def check_batch_norm(cfg: Config) -> str | None:
         if getattr(piece_params(cfg, "discriminator"), "batch_norm", False):
             return (
                 f"a gradient penalty needs a discriminator without batch norm, and discriminator.name="
                 f"{cfg.discriminator.name} has batch_norm=true (it couples the samples of a batch; Gulrajani et al. "
                 "2017, Sec. 4); set discriminator.batch_norm=false"
             )
+        return None
+
+    @staticmethod
+    def check_coupling_modifiers(cfg: Config) -> str | None:
         coupled = [p.name for p in cfg.d_modifiers if D_MODIFIERS.get(p.name).couples_batch]
         if coupled:
             return (

@@ -21,7 +21,7 @@ from ganscope.config import Config, load_config, piece_params
 from ganscope.data import Dataset, dataset_from_config
 from ganscope.errors import GanscopeError
 from ganscope.schemes import SCHEMES
-from ganscope.schemes.base import CLASS_SAMPLES
+from ganscope.schemes.base import CLASS_SAMPLES, MIXING_FILE, TRUNCATION_FILE
 from ganscope.schemes.cyclegan import TRANSLATIONS
 from ganscope.seeding import make_generator
 from ganscope.train.checkpoint import atomic_write
@@ -160,6 +160,18 @@ class RunFolder:
     def translations(self) -> np.ndarray | None:
         """A translator's report rows (S, 3, m, C, H, W): A images, A -> B, back to A."""
         path = self.path / TRANSLATIONS
+        return np.load(path, allow_pickle=False) if path.exists() else None
+
+    @cached_property
+    def style_mixing(self) -> np.ndarray | None:
+        """A style-based G's mixing grid (S, m+1, m+1, C, H, W), if the run wrote one."""
+        path = self.path / MIXING_FILE
+        return np.load(path, allow_pickle=False) if path.exists() else None
+
+    @cached_property
+    def truncation_sweep(self) -> np.ndarray | None:
+        """A style-based G's truncation sweep (S, P, n, C, H, W), if the run wrote one."""
+        path = self.path / TRUNCATION_FILE
         return np.load(path, allow_pickle=False) if path.exists() else None
 
     @cached_property

@@ -71,6 +71,8 @@ def run_pictures(run: RunFolder) -> dict[str, Picture]:
         pictures.append(_nearest_picture(run))
     if run.classes is not None:
         pictures.append(_classes_picture(run))
+    if run.style_mixing is not None and run.truncation_sweep is not None:
+        pictures += _style_pictures(run)
     if run.translations is not None:
         pictures.append(_translations_picture(run))
     pictures.append(Picture(
@@ -339,6 +341,35 @@ def _classes_picture(run: RunFolder) -> Picture:
     )
 
 
+def _style_pictures(run: RunFolder) -> list[Picture]:
+    """A style-based G's style-mixing grid and truncation sweep, a block per seed."""
+    from ganscope.imaging import png_bytes, tile
+    from ganscope.schemes.base import TRUNCATION_PSIS
+
+    mixing, sweep = run.style_mixing, run.truncation_sweep
+    assert mixing is not None and sweep is not None
+    side = mixing.shape[1]
+    seeds = ", ".join(str(s) for s in run.seeds)
+    psis = ", ".join(f"{psi:g}" for psi in TRUNCATION_PSIS)
+    return [
+        Picture(
+            "mixing.png", "Style mixing",
+            f"One block per seed ({seeds}, top to bottom). Top row: {side - 1} samples B; left column: {side - 1} "
+            "samples A; each cell takes the coarse half of its layers' styles from the B above it and the rest from "
+            "the A beside it (Karras et al. 2019, Fig. 3). Cells that copy B's digit and A's stroke show the layers "
+            "split the work; cells that all look alike show styles that do little.",
+            png_bytes(tile(mixing.reshape(-1, *mixing.shape[3:]), cols=side)),
+        ),
+        Picture(
+            "truncation.png", "Truncation",
+            f"One block per seed ({seeds}): rows are truncation psi {psis}, columns the same {sweep.shape[2]} "
+            "latents; psi 0 gives every latent the average style. Variety that vanishes already at mild psi "
+            "means the samples sit close to the average style: a sign of collapse.",
+            png_bytes(tile(sweep.reshape(-1, *sweep.shape[3:]), cols=sweep.shape[2])),
+        ),
+    ]
+
+
 def _translations_picture(run: RunFolder) -> Picture:
     """A translator's rows per seed: real A images, their translations to B, and back."""
     from ganscope.imaging import png_bytes, tile
@@ -435,7 +466,7 @@ def run_page(run: RunFolder, pictures: dict[str, Picture], out: Path) -> str:
         '<h2 id="seeds">Seeds</h2>', _seed_table(run),
         '<h2 id="events">Events</h2>', _events_section(run),
         '<h2 id="samples">Samples</h2>',
-        *(figure(pictures[n]) for n in ("samples.png", "classes.png", "translations.png", "evolution.png",
+        *(figure(pictures[n]) for n in ("samples.png", "classes.png", "mixing.png", "truncation.png", "translations.png", "evolution.png",
                                         "training.gif", "nearest.png") if n in pictures),
         *(() if "evolution.png" in pictures else
           ("<p class=lead>This run folder predates per-evaluation snapshots, so only the final samples show.</p>",)),

@@ -43,4 +43,4 @@ class Alternating(TwoPlayer):
         fake = self.fakes()
         loss = self.parts.objective.g_loss(at_least_float32(judge(self.discriminator, fake)))
         out = {"g_loss": loss.detach()}
-        return add_generator_penalties(self.parts, self.discriminator, fake, loss, out), out
+        return add_generator_penalties(self.parts, self.discriminator, fake, loss, out, self.generator), out

@@ -9,6 +9,7 @@ needs, and exposes them by name so the trainer can checkpoint any scheme the sam
 from __future__ import annotations
 
 import contextlib
+import copy
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from ganscope.nets.base import CONDITIONINGS
 from ganscope.nets.conditioning import Conditioning
 from ganscope.nets.discriminator import ExtensionFactory
 from ganscope.nets.layers import at_least_float32, attach_stream
+from ganscope.nets.stylegan import style_generator, truncated
 from ganscope.nets.modifiers import DiscriminatorModifier, apply_modifiers, modifiers_from_config, pack_size
 from ganscope.objectives import OBJECTIVES, Objective
 from ganscope.registry import Params, new_registry
@@ -40,6 +42,16 @@ SCHEMES = new_registry("scheme", "schemes")
 #: The report's class-by-seed grid of a conditional image run: its file in the run folder,
 #: the samples per class and seed, and the most classes shown.
 CLASS_SAMPLES, CLASS_GRID_SAMPLES, MAX_CLASS_GRID = "classes.npy", 8, 20
+#: A style-based G's report pictures: the style-mixing grid (`MIXING_SOURCES` sources a
+#: side) and the truncation sweep (`TRUNCATION_SAMPLES` per psi in `TRUNCATION_PSIS`).
+MIXING_FILE, MIXING_SOURCES = "mixing.npy", 5
+TRUNCATION_FILE, TRUNCATION_SAMPLES, TRUNCATION_PSIS = "truncation.npy", 8, (1.0, 0.85, 0.7, 0.5, 0.25, 0.0)
+
+#: The module holding the moving average of G's weights, when the run keeps one.
+AVERAGE = "generator_ema"
+
+#: The branch of the `network` stream that evaluations draw from (training's has none).
+EVALUATION_DRAWS = 1
 
 #: The population's random streams that training draws from and checkpoints save.
 STREAM_NAMES = ("noise", "data", "penalty", "labels", "network", "pool")
@@ -73,6 +85,8 @@ class Parts:
     d_modifiers: list[DiscriminatorModifier] = field(default_factory=list)
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     conditioning: Conditioning = field(default_factory=lambda: CONDITIONINGS.get("none")(None, None))
+    #: The training step being taken (the trainer sets it): lazy regularisers use it.
+    step: int = 0
 
     @classmethod
     def from_config(cls, cfg: Config) -> Parts:
@@ -205,7 +219,7 @@ def real_and_fake_logits(critic: Critic, real: Batch, fake: Batch) -> tuple[torc
 
 def grad_norm_per_seed(module: nn.Module) -> torch.Tensor:
     """L2 norm of each seed's gradient over all of `module`'s parameters, (S,)."""
-    squares = [p.grad.flatten(1).square().sum(dim=1) for p in module.parameters() if p.grad is not None]
+    squares = [p.grad.reshape(len(p.grad), -1).square().sum(dim=1) for p in module.parameters() if p.grad is not None]
     return torch.stack(squares).sum(dim=0).sqrt()
 
 
@@ -218,25 +232,29 @@ def add_penalties(
     out: dict[str, torch.Tensor],
     prefix: str = "",
 ) -> torch.Tensor:
-    """`loss` plus the config's regularisers' weighted penalties of `critic` on `real` and
-    `fake`, per seed (S,); each penalty goes unweighted into `out` as `<prefix>penalty_<name>`."""
+    """`loss` plus the config's D-side regularisers' weighted penalties of `critic` on
+    `real` and `fake`, per seed (S,), those that are due at this step (lazy ones are not
+    always); each penalty goes unweighted into `out` as `<prefix>penalty_<name>`."""
     for name, reg in parts.regularizers.items():
-        penalty = reg.penalty(critic, real, fake, parts.streams["penalty"])
-        out[f"{prefix}penalty_{name}"] = penalty.detach()
-        loss = loss + reg.weight * penalty
+        if "discriminator" in reg.players and reg.due(parts.step):
+            penalty = reg.penalty(critic, real, fake, parts.streams["penalty"])
+            out[f"{prefix}penalty_{name}"] = penalty.detach()
+            loss = loss + reg.scale * penalty
     return loss
 
 
 def add_generator_penalties(
-    parts: Parts, critic: Critic, fake: Batch, loss: torch.Tensor, out: dict[str, torch.Tensor]
+    parts: Parts, critic: Critic, fake: Batch, loss: torch.Tensor, out: dict[str, torch.Tensor],
+    generator: nn.Module,
 ) -> torch.Tensor:
     """`loss` plus the weighted G-side penalties of the regularisers that act on G (their
-    `players` name "generator"), logged unweighted as `g_penalty_<name>`."""
+    `players` name "generator") and are due at this step, logged unweighted as
+    `g_penalty_<name>`; `generator` made `fake`."""
     for name, reg in parts.regularizers.items():
-        if "generator" in reg.players:
-            penalty = reg.generator_penalty(critic, fake, parts.streams["penalty"])
+        if "generator" in reg.players and reg.due(parts.step):
+            penalty = reg.generator_penalty(critic, fake, parts.streams["penalty"], generator)
             out[f"g_penalty_{name}"] = penalty.detach()
-            loss = loss + reg.weight * penalty
+            loss = loss + reg.scale * penalty
     return loss
 
 
@@ -298,13 +316,64 @@ class Scheme(ABC):
     @torch.no_grad()
     def generate(self, inputs: Batch) -> torch.Tensor:
         """Samples (S, n, *sample_shape) from `inputs` (`sample_inputs`: noise, with labels
-        when the run is conditional), networks in eval mode: by default those of the module
-        named "generator"; a scheme with several generators overrides this."""
-        return run_generator(self.modules["generator"], inputs.x, inputs.labels).x.float()
+        when the run is conditional), networks in eval mode: by default those of the
+        `sampling_generator`; a scheme with several generators overrides this."""
+        return run_generator(self.sampling_generator(), inputs.x, inputs.labels).x.float()
+
+    def trained_generator(self) -> nn.Module:
+        """The generator that training updates (all of MAD-GAN's, as one module)."""
+        if "generator" not in self.modules:
+            raise ConfigError(f"scheme {self.parts.cfg.scheme.name} has no single generator; its networks are "
+                              f"{', '.join(self.modules)}")
+        return self.modules["generator"]
+
+    def sampling_generator(self) -> nn.Module:
+        """What samples are drawn from: G's moving average when the run keeps one
+        (`train.ema_kimg`), else G."""
+        return self.modules[AVERAGE] if AVERAGE in self.modules else self.trained_generator()
 
     def train(self, mode: bool = True) -> None:
+        """Training or evaluation mode. In evaluation, networks that draw as they run (noise
+        inputs) draw from a fresh evaluation branch of the `network` stream, so every evaluation draws the same
+        numbers and none of the training stream's: training is the same whether or how
+        often it is evaluated, and resume stays bit-exact."""
+        stream = self.parts.streams["network"] if mode else PopulationRandom(
+            self.parts.seeds, "network", EVALUATION_DRAWS, device=self.parts.device)
         for module in self.modules.values():
             module.train(mode)
+            attach_stream(module, stream)
+
+    def keep_average(self) -> None:
+        """Keep an exponential moving average of G's weights (`AVERAGE`), which sampling and
+        evaluation then use (Karras et al. 2018, Sec. A.1; StyleGAN2's G_ema). Needs a
+        scheme with one generator module (`trained_generator`)."""
+        try:
+            generator = self.trained_generator()
+        except ConfigError as error:
+            raise ConfigError(f"train.ema_kimg averages one generator: {error}; set train.ema_kimg=0") from None
+        attach_stream(generator, None)  # a stream's generators are not copied
+        average = copy.deepcopy(generator)
+        attach_stream(generator, self.parts.streams["network"])
+        attach_stream(average, self.parts.streams["network"])
+        average.requires_grad_(False)
+        self.modules[AVERAGE] = average
+
+    @torch.no_grad()
+    def update_average(self, step: int) -> None:
+        """After `step` steps: average <- beta average + (1 - beta) G with beta = 0.5^(B /
+        n_avg), a half-life of n_avg = `train.ema_kimg` thousand images, ramped up as
+        min(n_avg, `ema_rampup` x images seen) (stylegan2-ada's ema_kimg and ema_rampup);
+        buffers (batch norm's statistics, w_avg) are copied."""
+        tcfg = self.parts.cfg.train
+        half_life = tcfg.ema_kimg * 1000
+        if tcfg.ema_rampup is not None:
+            half_life = min(half_life, step * self.parts.batch_size * tcfg.ema_rampup)
+        beta = 0.5 ** (self.parts.batch_size / max(half_life, 1e-8))
+        average, generator = self.modules[AVERAGE], self.trained_generator()
+        for p_avg, p in zip(average.parameters(), generator.parameters(), strict=True):
+            p_avg.lerp_(p.detach(), 1 - beta)
+        for b_avg, b in zip(average.buffers(), generator.buffers(), strict=True):
+            b_avg.copy_(b)
 
     def final_scores(self, n: int, key: int) -> tuple[dict[str, Any], str | None]:
         """Scores of the scheme's own at the end of a run, beyond `score_modes`'s (a
@@ -317,14 +386,45 @@ class Scheme(ABC):
         """Arrays the report draws beside the samples, by file name; networks are in eval
         mode. By default a conditional image run's class-by-seed grid (`CLASS_SAMPLES`:
         (S, K, m, C, H, W), `CLASS_GRID_SAMPLES` per class, at most `MAX_CLASS_GRID`
-        classes); a translator gives its inputs, translations and reconstructions."""
+        classes), and an unconditional style-based G's style mixing and truncation
+        pictures (`style_arrays`); a translator gives its inputs, translations and
+        reconstructions."""
         parts = self.parts
         n_classes = parts.data.n_classes
+        arrays = self.style_arrays(key)
         if not parts.conditional or len(parts.data.sample_shape) != 3 or n_classes > MAX_CLASS_GRID:
-            return {}
+            return arrays
         labels = torch.arange(n_classes).repeat_interleave(CLASS_GRID_SAMPLES).expand(parts.n_seeds, -1)
         samples = self.generate(self.sample_inputs(n_classes * CLASS_GRID_SAMPLES, key, labels)).cpu()
-        return {CLASS_SAMPLES: samples.unflatten(1, (n_classes, CLASS_GRID_SAMPLES))}
+        return {**arrays, CLASS_SAMPLES: samples.unflatten(1, (n_classes, CLASS_GRID_SAMPLES))}
+
+    @torch.no_grad()
+    def style_arrays(self, key: int) -> dict[str, torch.Tensor]:
+        """For an unconditional style-based G (the one sampled from): `MIXING_FILE`, (S, m+1,
+        m+1, C, H, W), row 0 the m sources B, column 0 the m sources A, cell (i, j) B_j's
+        styles for the coarse half of the layers and A_i's for the rest (Karras et al.
+        2019, Fig. 3); and `TRUNCATION_FILE`, (S, P, n, C, H, W), the same n latents at
+        each psi of `TRUNCATION_PSIS` (Fig. 8). Nothing for other generators."""
+        style = style_generator(self.sampling_generator())
+        if style is None or style is not self.sampling_generator():
+            return {}
+        parts, m = self.parts, MIXING_SOURCES
+        rng = PopulationRandom(parts.seeds, "eval", key, 2, device=parts.device)
+        ws_a, ws_b = style.styles(parts.noise.draw(rng, m)), style.styles(parts.noise.draw(rng, m))
+        coarse = style.n_styles // 2
+        mixed = torch.cat([ws_b[:, None, :, :coarse].expand(-1, m, -1, -1, -1),
+                           ws_a[:, :, None, coarse:].expand(-1, -1, m, -1, -1)], dim=3)
+        cells = style.synthesis(mixed.flatten(1, 2)).unflatten(1, (m, m))
+        a, b = style.synthesis(ws_a), style.synthesis(ws_b)
+        corner = torch.full_like(a[:, :1], -1.0)
+        grid = torch.cat([torch.cat([corner, b], dim=1).unsqueeze(1),
+                          torch.cat([a.unsqueeze(2), cells], dim=2)], dim=1)
+        z = parts.noise.draw(rng, TRUNCATION_SAMPLES)
+        sweep = []
+        for psi in TRUNCATION_PSIS:
+            with truncated(style, psi):
+                sweep.append(style(z))
+        return {MIXING_FILE: grid.float().cpu(), TRUNCATION_FILE: torch.stack(sweep, dim=1).float().cpu()}
 
 
 class TwoPlayerParams(Params):
@@ -358,6 +458,9 @@ class TwoPlayer(Scheme):
             "generator": new_optimizer(list(generator.parameters()), optim.generator),
             "discriminator": new_optimizer(list(discriminator.parameters()), optim.discriminator),
         }
+
+    def trained_generator(self) -> nn.Module:
+        return self.generator
 
     def fakes(self, labels: torch.Tensor | None = None) -> Batch:
         """A fake batch from fresh noise, for `labels` (default: fresh draws of the class

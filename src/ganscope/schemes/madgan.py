@@ -286,12 +286,13 @@ class MadGAN(TwoPlayer):
         losses = generator_losses(self.parts.objective, fake_logits)
         diversity = self.diversity_penalty(fake.x.float())
         out = {"g_loss": losses.detach().mean(dim=1), "g_diversity": diversity.detach()}
-        loss = add_generator_penalties(self.parts, self.critic, pooled, losses.sum(dim=1) + diversity, out)
+        loss = add_generator_penalties(self.parts, self.critic, pooled, losses.sum(dim=1) + diversity, out,
+                                       self.generator)
         return loss, out
 
     @torch.no_grad()
     def generate(self, inputs: Batch) -> torch.Tensor:
-        return self.generator.mixture(inputs.x, inputs.labels).float()
+        return self.sampling_generator().mixture(inputs.x, inputs.labels).float()
 
     @classmethod
     def generator_of_samples(cls, params: MadGANParams, n: int) -> torch.Tensor:

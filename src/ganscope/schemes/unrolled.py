@@ -293,7 +293,7 @@ class Unrolled(Alternating):
             fake = run_generator(self.generator, draws.g_noise, draws.g_labels)
             loss = self.parts.objective.g_loss(at_least_float32(judge(critic, fake)))
             out = {"g_loss": loss.detach()}
-            return add_generator_penalties(self.parts, critic, fake, loss, out), out
+            return add_generator_penalties(self.parts, critic, fake, loss, out, self.generator), out
 
     def g_step(self, diagnostics: bool) -> dict[str, torch.Tensor]:
         """G descends f_K. D is not frozen: the surrogate runs on copies of its parameters,

@@ -48,6 +48,7 @@ from ganscope.errors import CheckpointError, ConfigError, GanscopeError
 from ganscope.metrics.modes import ModeScore, population_summary, score_modes
 from ganscope.monitor import DETECTORS, Event, Monitor, describe_events
 from ganscope.monitor.monitor import suggest
+from ganscope.nets.stylegan import style_generator, truncated
 from ganscope.schemes import SCHEMES, Parts, Scheme
 from ganscope.train.checkpoint import (
     atomic_write,
@@ -185,6 +186,8 @@ class Run:
         self.parts = Parts.from_config(cfg)
         configure_backends(cfg.train.tf32)
         self.scheme: Scheme = SCHEMES.get(cfg.scheme.name)(self.parts, piece_params(cfg, "scheme"))
+        if cfg.train.ema_kimg > 0:
+            self.scheme.keep_average()
         # Built on the CPU (initialisation draws from CPU generators), then moved: the
         # optimisers keep the same parameter objects, and their state is created lazily.
         for module in self.scheme.modules.values():
@@ -195,6 +198,9 @@ class Run:
         # run logs the same window averages as an uninterrupted one.
         self.window: dict[str, torch.Tensor] = {}
         self.window_count = 0
+        #: Steps each key of the window was logged in, where fewer than `window_count` (a
+        #: lazy penalty's); checkpointed too.
+        self.window_counts: dict[str, int] = {}
         #: Product of the rollbacks' learning-rate factors, and their number (checkpointed).
         self.lr_scale = 1.0
         self.rollbacks = 0
@@ -265,6 +271,7 @@ class Run:
             "streams": {k: r.get_state() for k, r in self.parts.streams.items()},
             "window": dict(self.window),
             "window_count": self.window_count,
+            "window_counts": dict(self.window_counts),
             "lr_scale": self.lr_scale,
             "rollbacks": self.rollbacks,
         }
@@ -301,6 +308,8 @@ class Run:
         self.step = int(state["step"])
         self.window = {k: v.to(self.parts.device) for k, v in state["window"].items()}
         self.window_count = int(state["window_count"])
+        counts = state.get("window_counts", {})  # absent before lazy penalties: every key every step
+        self.window_counts = {k: int(counts.get(k, self.window_count)) for k in self.window}
         self.lr_scale = float(state.get("lr_scale", 1.0))  # checkpoints from before rollbacks
         self.rollbacks = int(state.get("rollbacks", 0))
 
@@ -353,11 +362,21 @@ class Run:
 
     # ---- sampling and scoring ------------------------------------------------------------
 
-    def sample(self, n: int, key: int | None = None, labels: torch.Tensor | None = None) -> torch.Tensor:
+    def sample(self, n: int, key: int | None = None, labels: torch.Tensor | None = None,
+               truncation: float | None = None) -> torch.Tensor:
         """(S, n, *sample_shape) samples; `key` (default: the current step) fixes the inputs
         (`Scheme.sample_inputs`: the noise and, in a conditional run, the labels unless
-        `labels` (S, n) says)."""
-        return self._generate(self.sample_inputs(n, key, labels))
+        `labels` (S, n) says); `truncation` psi pulls a style-based G's styles towards their
+        average (`ganscope.nets.stylegan`)."""
+        inputs = self.sample_inputs(n, key, labels)
+        if truncation is None:
+            return self._generate(inputs)
+        sampler = self.scheme.sampling_generator()
+        if style_generator(sampler) is None:
+            raise ConfigError(f"truncation needs a style-based generator, and this run's is "
+                              f"{self.cfg.generator.name}; drop --truncation or train with generator.name=stylegan")
+        with truncated(sampler, truncation):
+            return self._generate(inputs)
 
     def sample_inputs(self, n: int, key: int | None = None, labels: torch.Tensor | None = None) -> Batch:
         """The inputs `sample` generates from under `key` (default: the current step)."""
@@ -443,13 +462,14 @@ class Run:
         for k, v in out.items():
             if not k.endswith("grad_norm"):  # diagnostics are instantaneous, not averaged
                 self.window[k] = self.window[k] + v if k in self.window else v.clone()
+                self.window_counts[k] = self.window_counts.get(k, 0) + 1
         self.window_count += 1
 
     def _train_records(self, latest: dict[str, torch.Tensor]) -> list[dict[str, Any]]:
         """Window averages of the losses plus the latest diagnostics, one record per seed."""
-        values = {k: (v / self.window_count).tolist() for k, v in self.window.items()}
+        values = {k: (v / self.window_counts[k]).tolist() for k, v in self.window.items()}
         values.update({k: v.tolist() for k, v in latest.items() if k not in self.window})
-        self.window, self.window_count = {}, 0
+        self.window, self.window_count, self.window_counts = {}, 0, {}
         return [
             {"step": self.step, "seed": seed, "kind": "train", **{k: v[i] for k, v in values.items()}}
             for i, seed in enumerate(self.parts.seeds)
@@ -536,8 +556,11 @@ class Run:
         tcfg = self.cfg.train
         diagnostics = (self.step + 1) % tcfg.log_every == 0
         self._set_learning_rates()
+        self.parts.step = self.step
         out = self.scheme.train_step(diagnostics)
         self.step += 1
+        if self.cfg.train.ema_kimg > 0:
+            self.scheme.update_average(self.step)
         self._accumulate(out)
         evaluating = self.step % tcfg.eval_every == 0 or self.step == tcfg.steps
         saving = self.step % tcfg.checkpoint_every == 0 or interrupted
