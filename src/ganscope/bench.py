@@ -65,7 +65,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -81,7 +80,7 @@ from ganscope.metrics.modes import mean_std
 from ganscope.seed_ranges import DEFAULT_BASE_SEED, EVALUATION_SEEDS, TUNING_SEEDS, span
 from ganscope.train.checkpoint import atomic_write_text
 from ganscope.train.log import jsonable
-from ganscope.train.run import CHECKPOINT, Run
+from ganscope.train.resume import resume_or_create
 
 JSON_NAME = "protocols.json"
 MARKDOWN_NAME = "protocols.md"
@@ -669,24 +668,11 @@ def plan(protocol: str, methods: Sequence[str] | None = None, budget: str = "cpu
     ]
 
 
-def _population(job: Job, run_dir: Path) -> Run:
-    """The job's run: resumed from its checkpoint when an earlier session was interrupted,
-    else new (a folder without a checkpoint holds no training worth keeping)."""
-    if (run_dir / CHECKPOINT).is_file():
-        run = Run.open(run_dir)
-        if run.cfg.to_dict() != job.cfg.to_dict():
-            raise ConfigError(f"{run_dir} holds a run with another config; move it away to rerun {job.label()}")
-        return run
-    if run_dir.exists():
-        shutil.rmtree(run_dir)
-    return Run.create(job.cfg, run_dir)
-
-
 def run_job(job: Job, out: Path, progress: bool = True) -> dict[str, Any]:
     """Train one population to the end and return its JSON entry."""
     run_dir = job.run_dir(out)
     started = time.perf_counter()
-    run = _population(job, run_dir)
+    run = resume_or_create(job.cfg, run_dir, job.label())
     resumed_from = run.step
     summary = run.fit(progress=progress)
     wall = time.perf_counter() - started

@@ -499,6 +499,39 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from ganscope.sweep import default_out, load_sweep, plan, run_sweep
+    from ganscope.sweep.results import best_lines
+
+    sweep = load_sweep(args.sweep)
+    out = output_folder(args.out or default_out(sweep))
+    if args.dry_run:
+        trials = plan(sweep)
+        if args.json:
+            _print_json({"name": sweep.name, "trials": [
+                {"name": t.name, "values": t.values, "protocol": t.protocol, "run_dir": str(t.run_dir(out)),
+                 "overrides": list(t.overrides)} for t in trials]})
+        else:
+            for t in trials:
+                print(f"{t.run_dir(out)}: {t.label()}")
+            print(f"{len(trials)} trials of {len(sweep.seeds())} seeds each (one population run per trial)")
+        return 0
+    result = run_sweep(sweep, out, backend=args.backend, workers=args.workers, address=args.address,
+                       retry_failed=args.retry_failed, progress=not args.quiet)
+    if args.json:
+        _print_json(result.to_dict())
+        return 0
+    print(result.markdown_path.read_text())
+    for protocol, chosen in result.best.items():
+        if chosen:
+            print(f"best{f' on {protocol}' if protocol else ''}:")
+            print("\n".join(best_lines(sweep, chosen[:1])))
+    compare = f"; best trials compared: {result.compare_path}" if result.compare_path else ""
+    print(f"results: {result.json_path} ({result.ran} trained, {result.skipped} already there); "
+          f"table: {result.markdown_path}{compare}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="ganscope", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -618,6 +651,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--out", type=Path, default=Path("runs") / "bench",
                    help="folder for protocols.json, protocols.md and the run folders (default runs/bench); "
                    "entries already in its protocols.json are skipped")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+
+    p = add("sweep", cmd_sweep, "a sweep file's trials (axes over config keys; the seeds of a trial train as one "
+            "population) on this machine or a Ray cluster, ranked by a metric; resumable")
+    p.add_argument("sweep", type=Path, metavar="SWEEP.yaml", help="the sweep file (README, Sweeps; e.g. "
+                   "benchmarks/sweeps/ring-cheapest.yaml)")
+    p.add_argument("-o", "--out", type=Path, help="folder for sweep.json, sweep.md, compare.html and one run folder "
+                   "per trial (default runs/sweeps/<sweep name>); trials already recorded there are skipped")
+    p.add_argument("--backend", choices=["local", "ray"], help="replace the file's backend: local (a process pool "
+                   "on this machine) or ray (Ray Tune; pip install 'ganscope[ray]')")
+    p.add_argument("--workers", type=non_negative_int, help="trials at a time (local default 1; 0 trains in this "
+                   "process; ray default: as many as the cluster's resources allow)")
+    p.add_argument("--address", help="a running Ray cluster to connect to, e.g. auto or ray://head:10001 "
+                   "(default: the file's address, else a local Ray started for the sweep)")
+    p.add_argument("--retry-failed", action="store_true", help="train failed trials again (by default they keep "
+                   "their recorded error)")
+    p.add_argument("--dry-run", action="store_true", help="list the trials and their run folders; train nothing")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
 
