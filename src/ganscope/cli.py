@@ -662,8 +662,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "per trial (default runs/sweeps/<sweep name>); trials already recorded there are skipped")
     p.add_argument("--backend", choices=["local", "ray"], help="replace the file's backend: local (a process pool "
                    "on this machine) or ray (Ray Tune; pip install 'ganscope[ray]')")
-    p.add_argument("--workers", type=non_negative_int, help="trials at a time (local default 1; 0 trains in this "
-                   "process; ray default: as many as the cluster's resources allow)")
+    p.add_argument("--workers", type=non_negative_int, help="trials at a time (local: N worker "
+                   "processes; default 0 trains one at a time in this process; ray default: as many as the cluster's resources allow)")
     p.add_argument("--address", help="a running Ray cluster to connect to, e.g. auto or ray://head:10001 "
                    "(default: the file's address, else a local Ray started for the sweep)")
     p.add_argument("--retry-failed", action="store_true", help="train failed trials again (by default they keep "

@@ -139,7 +139,7 @@ def run_sweep(
         if pending and backend == "local":
             from ganscope.sweep.local import run_local
 
-            run_local(pending, out, _announce(trials, out), record, 1 if workers is None else workers,
+            run_local(pending, out, _announce(trials, out), record, 0 if workers is None else workers,
                       sweep.spec.threads, progress)
         elif pending:
             _ray(sweep, trials, pending, out, address or sweep.spec.address, workers, retry_failed, progress)

@@ -116,7 +116,8 @@ class SweepSpec(Strict):
     #: How many of the best trials the summary lists and the HTML page compares.
     top: PositiveInt = 3
     backend: Literal["local", "ray"] = "local"
-    #: Trials at a time: local, processes (default 1; 0 trains in this process); Ray, at
+    #: Trials at a time: local, N worker processes (default 0: one at a time in this
+    #: process, which saves a worker's start-up of a few seconds per sweep); Ray, at
     #: most this many (default: as many as the cluster's resources allow).
     workers: NonNegativeInt | None = None
     #: torch threads per local worker (default: the CPUs shared among the workers).
