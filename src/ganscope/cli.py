@@ -435,6 +435,20 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_mlflow(args: argparse.Namespace) -> int:
+    from ganscope.tracking import log_run, require_mlflow, tracking_uri
+    from ganscope.train.run import CONFIG
+
+    require_mlflow()
+    for run_dir in args.run_dirs:
+        if not (run_dir / CONFIG).is_file():
+            raise ConfigError(f"{run_dir} is not a run folder (no {CONFIG}); give folders that ganscope train wrote")
+    for run_dir in args.run_dirs:
+        run_id = log_run(run_dir, args.uri, args.experiment)
+        print(f"{run_dir}: MLflow run {run_id} in experiment {args.experiment!r} at {tracking_uri(args.uri)}")
+    return 0
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     import ganscope  # noqa: F401  (registers every piece)
     from ganscope.profiles import describe_profile, profile_names
@@ -628,6 +642,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR")
     p.add_argument("-o", "--out", type=Path,
                    help="output page (default RUN_DIR/report.html for one run, ./compare.html for several)")
+
+    p = add("mlflow", cmd_mlflow, "copy run folders into MLflow (config, per-seed metrics, events, summary, "
+            "report); again after a resume, only the new steps (pip install 'ganscope[mlflow]')")
+    p.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR")
+    p.add_argument("--uri", help="tracking store or server (default: MLFLOW_TRACKING_URI, else sqlite:///mlflow.db "
+                   "in this folder)")
+    p.add_argument("--experiment", default="ganscope", help="MLflow experiment (default ganscope)")
 
     p = add("list", cmd_list, "every dataset, network, objective, regulariser, scheme and metric")
     p.add_argument("--json", action="store_true")

@@ -117,6 +117,15 @@ def _check_detector_names(names: list[Any]) -> None:
             raise ValueError(f"unknown event kind {name!r}; valid: {', '.join(registry.names())}")
 
 
+class MlflowConfig(Strict):
+    """Copy the run into MLflow when it ends (`ganscope.tracking`): `uri` of the tracking
+    store or server (default: MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here)."""
+
+    enabled: bool = False
+    uri: str | None = None
+    experiment: str = "ganscope"
+
+
 class TrainConfig(Strict):
     steps: PositiveInt = 5000
     batch_size: PositiveInt = 128
@@ -152,6 +161,7 @@ class TrainConfig(Strict):
     rollback_lr_factor: float = Field(0.5, gt=0.0, lt=1.0)
     max_rollbacks: PositiveInt = 3
     monitor: MonitorConfig = MonitorConfig()
+    mlflow: MlflowConfig = MlflowConfig()
 
     @field_validator("device")
     @classmethod

@@ -128,6 +128,8 @@ def run_trial(trial: Trial, out: Path, progress: bool = False, watch: Watch | No
         run = cast(WatchedRun, resume_or_create(load_config(trial.config), trial.run_dir(out), f"trial {trial.name}",
                                                 WatchedRun))
         run.watch = watch
+        run.tracking_tags = {"ganscope.sweep_trial": trial.name,
+                             **{f"ganscope.axis.{k}": str(v) for k, v in trial.values.items()}}
         resumed_from = run.step
         summary = run.fit(progress=progress)
         entry = finished_entry(trial, summary, time.perf_counter() - started, resumed_from)

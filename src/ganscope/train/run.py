@@ -180,9 +180,13 @@ def stop_on_signals() -> Iterator[list[int]]:
 class Run:
     """A GAN training run over a population of seeds, backed by a run folder."""
 
+    #: Tags for the MLflow run (`train.mlflow`), e.g. a sweep's trial and axis values.
+    tracking_tags: dict[str, str]
+
     def __init__(self, cfg: Config, run_dir: Path) -> None:
         self.cfg = cfg
         self.run_dir = Path(run_dir)
+        self.tracking_tags = {}
         self.parts = Parts.from_config(cfg)
         configure_backends(cfg.train.tf32)
         self.scheme: Scheme = SCHEMES.get(cfg.scheme.name)(self.parts, piece_params(cfg, "scheme"))
@@ -507,6 +511,10 @@ class Run:
         raises `Diverged` after writing the summary of the last finite checkpoint, or rolls
         back (`train.on_divergence`)."""
         tcfg = self.cfg.train
+        if tcfg.mlflow.enabled:
+            from ganscope.tracking import require_mlflow
+
+            require_mlflow()
         with folder_lock(self.run_dir):
             for folder in (self.run_dir, self.run_dir / SNAPSHOTS):
                 remove_stale_temporaries(folder)
@@ -736,6 +744,11 @@ class Run:
         }
         atomic_write_text(self.run_dir / SUMMARY, json.dumps(jsonable(summary), indent=2))
         write_report(self.run_dir)
+        if self.cfg.train.mlflow.enabled:
+            from ganscope.tracking import log_run
+
+            mlflow = self.cfg.train.mlflow
+            log_run(self.run_dir, mlflow.uri, mlflow.experiment, self.tracking_tags)
         return summary
 
 def _save_npy(path: Path, array: np.ndarray) -> None:
