@@ -666,8 +666,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "docs/PROTOCOLS.md)")
     p.add_argument("--methods", nargs="+", metavar="METHOD", help="methods to run (default: every method of "
                    "the protocol's kind; an unknown name lists them)")
-    p.add_argument("--budget", default="cpu", help="cpu (sized for 2 CPU cores: 4,000 steps on points, 600 on "
-                   "images; default), cpu-long (points: 40,000 steps) or paper (PacGAN's published settings)")
+    p.add_argument("--budget", default="cpu", help="cpu (sized for 2 CPU cores: 4,000 steps on points, "
+                   "2,000 on images; default), cpu-long (points: 40,000 steps) or paper (PacGAN's published settings)")
     p.add_argument("--steps", type=positive_int, help="replace the budget's training steps (e.g. a smoke run)")
     p.add_argument("-o", "--out", type=Path, default=Path("runs") / "bench",
                    help="folder for protocols.json, protocols.md and the run folders (default runs/bench); "
