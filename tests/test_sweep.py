@@ -48,6 +48,8 @@ def sweep_file(tmp_path: Path, base: list[str], **fields: object) -> Path:
         ({"protocol": "ring", "axes": {"data.name": ["grid"]}}, "the protocol fixes the data"),
         ({"protocol": "ring", "base": {"set": ["train.eval_samples=100"]}}, "the protocol fixes the samples"),
         ({"colour": "red"}, "colour"),
+        ({"target": {"hq_fraction": "about 0.9"}}, "is not a condition"),
+        ({"target": {"fid": ">= 1"}}, "unknown metric 'fid'"),
     ],
 )
 def test_bad_sweep_files_fail_in_one_line(raw: dict, words: str) -> None:
@@ -85,7 +87,8 @@ def test_plan_packs_seeds_expands_axes_and_validates_every_trial(tmp_path: Path,
 
 def test_local_sweep_ranks_resumes_and_keeps_a_crashed_trial(tmp_path: Path, base: list[str],
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    path = sweep_file(tmp_path, base, axes={LR: [1e-3, 1e-4], "noise.z_dim": [4, 8]}, metric="reverse_kl")
+    path = sweep_file(tmp_path, base, axes={LR: [1e-3, 1e-4], "noise.z_dim": [4, 8]}, metric="reverse_kl",
+                      target={"modes_covered": ">= 0", "hq_fraction": "<= 1"})
     out = tmp_path / "out"
     real_fit = Run.fit
 
@@ -109,9 +112,11 @@ def test_local_sweep_ranks_resumes_and_keeps_a_crashed_trial(tmp_path: Path, bas
         summary = json.loads((out / entry["run_dir"] / "summary.json").read_text())
         assert [s["reverse_kl"] for s in summary["scores"]] == metric_values(entry, "reverse_kl")
         assert entry["seeds"] == [0, 1] and len(entry["scores"]) == 2
+        assert entry["seeds_on_target"] == [True, True]  # every seed covers >= 0 modes
     order = [e["name"] for e in ranked(ok, "reverse_kl", "min")]
     assert [e["name"] for e in result.best[None]] == order
     table = result.markdown_path.read_text()
+    assert "| seeds on target |" in table and "| 2 of 2 |" in table
     assert "**failed**: RuntimeError: simulated crash" in table and table.index(order[0]) < table.index(order[-1])
     assert result.compare_path is not None and result.compare_path.is_file()
 

@@ -21,7 +21,7 @@ from typing import Any
 from ganscope.metrics.modes import mean_std
 from ganscope.seed_ranges import span
 from ganscope.sweep.trials import Trial
-from ganscope.sweep.spec import Sweep, yaml_value
+from ganscope.sweep.spec import COMPARISONS, Sweep, parse_condition, yaml_value
 from ganscope.sweep.worker import read_entry
 from ganscope.train.checkpoint import atomic_write_text
 from ganscope.train.log import jsonable
@@ -48,6 +48,26 @@ def metric_values(entry: Entry, metric: str) -> list[float | None]:
         ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
         values.append(float(value) if ok else None)
     return values
+
+
+def seeds_on_target(sweep: Sweep, entry: Entry) -> list[bool]:
+    """Per seed of a trial, whether it meets every condition of the sweep's target (a seed
+    without a value for a metric does not)."""
+    met = [True] * len(entry.get("scores") or [])
+    for metric, condition in sweep.spec.target.items():
+        op, number = parse_condition(f"target.{metric}", condition)
+        for i, value in enumerate(metric_values(entry, metric)):
+            met[i] = met[i] and value is not None and COMPARISONS[op](value, number)
+    return met
+
+
+def target_cell(sweep: Sweep, entry: Entry) -> str:
+    met = seeds_on_target(sweep, entry)
+    return f"{sum(met)} of {len(met)}" if met else "—"
+
+
+def target_text(sweep: Sweep) -> str:
+    return ", ".join(f"{m} {c.strip()}" for m, c in sweep.spec.target.items())
 
 
 @dataclass(frozen=True)
@@ -196,8 +216,9 @@ def _table(sweep: Sweep, entries: list[Entry]) -> list[str]:
     rest = [e for e in entries if e["status"] != "ok"]
     rest.sort(key=lambda e: ("stopped", "failed", "pending").index(e["status"]))
     axes = list(sweep.axes)
+    target = ["seeds on target"] if sweep.spec.target else []
     header = ["rank", "trial", *(f"`{a}`" for a in axes), f"{sweep.metric} ({sweep.mode})", "worst seed",
-              "modes / HQ % / rKL", "wall time", "status"]
+              *target, "modes / HQ % / rKL", "wall time", "status"]
     lines = [_row(header), _row(["---"] * len(header))]
     for i, entry in enumerate([*order, *rest]):
         rank = str(i + 1) if entry["status"] == "ok" else "—"
@@ -208,6 +229,7 @@ def _table(sweep: Sweep, entries: list[Entry]) -> list[str]:
             f"**{rank}**" if first else rank, f"**{_trial_link(entry)}**" if first else _trial_link(entry), *values,
             f"**{metric}**" if first else metric,
             worst_cell(entry, sweep.metric, sweep.mode) if entry["status"] != "pending" else "—",
+            *([target_cell(sweep, entry)] if target else []),
             scores_cell(entry) if entry.get("scores") else "—",
             duration(entry.get("wall_time_s")), _status(entry),
         ]))
@@ -233,7 +255,9 @@ def best_lines(sweep: Sweep, chosen: list[Entry]) -> list[str]:
         values = ", ".join(f"`{k}={yaml_value(v)}`" for k, v in e["values"].items()) or "the base config"
         lines += [
             f"{i}. **{e['name']}**: {sweep.metric} {metric_cell(e, sweep.metric, sweep.mode)}, worst seed "
-            f"{worst_cell(e, sweep.metric, sweep.mode)}; modes / HQ % / rKL {scores_cell(e)}; {values}",
+            f"{worst_cell(e, sweep.metric, sweep.mode)}; "
+            f"{f'seeds on target {target_cell(sweep, e)}; ' if sweep.spec.target else ''}"
+            f"modes / HQ % / rKL {scores_cell(e)}; {values}",
             f"   - alone: `{_trial_command(sweep, e)}`",
             f"   - run folder: `{e['run_dir']}`",
         ]
@@ -269,6 +293,9 @@ def render_markdown(sweep: Sweep, entries: list[Entry]) -> str:
         f"{f' ({sweep.spec.samples} random draws, sampling seed {sweep.spec.sampling_seed})' if sweep.spec.samples else ''}."
         f" Trials' wall time together: {duration(wall)}.",
     ]
+    if sweep.spec.target:
+        lines += ["", f"Target, on every seed: {target_text(sweep)}. *Seeds on target* counts the seeds of a trial "
+                      "that meet all of it."]
     groups = by_protocol(entries)
     for protocol, group in groups.items():
         heading = f"protocol {protocol}" if protocol else "trials"
@@ -283,7 +310,9 @@ def save(sweep: Sweep, entries: list[Entry], out: Path) -> tuple[Path, Path]:
     best_names = {str(p): [e["name"] for e in chosen] for p, chosen in best(sweep, entries).items()}
     document = {
         "format": 1, "name": sweep.name, "metric": sweep.metric, "mode": sweep.mode, "seeds": sweep.seeds(),
-        "sweep": sweep.spec.model_dump(mode="json", exclude_none=True), "best": best_names, "trials": entries,
+        "sweep": sweep.spec.model_dump(mode="json", exclude_none=True), "best": best_names,
+        "trials": [{**e, "seeds_on_target": seeds_on_target(sweep, e)} if sweep.spec.target and e.get("scores")
+                   else e for e in entries],
     }
     atomic_write_text(out / SWEEP_JSON, json.dumps(jsonable(document), indent=2) + "\n")
     atomic_write_text(out / SWEEP_MARKDOWN, render_markdown(sweep, entries))

@@ -11,6 +11,7 @@ is planned (`ganscope.sweep.trials`), before anything trains.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -113,6 +114,10 @@ class SweepSpec(Strict):
     seeds: SeedsSpec = SeedsSpec()
     metric: str = "modes_covered"
     mode: Literal["max", "min"] | None = None
+    #: A goal each seed must meet, metric -> "OP NUMBER" (OP one of >=, <=, >, <), e.g.
+    #: {modes_covered: ">= 8", hq_fraction: ">= 0.98", reverse_kl: "<= 0.05"}: the table
+    #: counts the seeds of each trial that meet all of it. It does not change the ranking.
+    target: dict[str, str] = Field(default_factory=dict)
     #: How many of the best trials the summary lists and the HTML page compares.
     top: PositiveInt = 3
     backend: Literal["local", "ray"] = "local"
@@ -208,6 +213,22 @@ class Sweep:
             return (f"evaluation seeds ({span(EVALUATION_SEEDS)}): choosing the best trial here is tuning on "
                     "them; confirm on seeds no sweep has seen")
         return "seeds outside both ranges of docs/PROTOCOLS.md, or spanning them"
+
+
+#: A target's comparison, as the sweep file writes it.
+COMPARISONS: dict[str, Any] = {">=": float.__ge__, "<=": float.__le__, ">": float.__gt__, "<": float.__lt__}
+
+
+def parse_condition(where: str, text: str) -> tuple[str, float]:
+    """("OP", number) from a target's "OP NUMBER"."""
+    match = re.fullmatch(r"\s*(>=|<=|>|<)\s*([-+0-9.eE]+)\s*", str(text))
+    try:
+        number = float(match.group(2)) if match else math.nan
+    except ValueError:
+        number = math.nan
+    if match is None or not math.isfinite(number):
+        raise _fail(where, f"{text!r} is not a condition; write OP NUMBER with OP one of >=, <=, >, <, e.g. '>= 0.98'")
+    return match.group(1), number
 
 
 def yaml_value(value: Any) -> str:
@@ -308,8 +329,12 @@ def _checked(spec: SweepSpec, path: Path | None) -> Sweep:
     if spec.samples is not None and not randoms:
         raise _fail("samples", "draws the random axes (uniform, loguniform, choice), and this sweep has none; "
                                "drop samples or make an axis random")
-    if spec.metric not in METRICS:
-        raise _fail("metric", f"unknown metric {spec.metric!r}; valid: {', '.join(METRICS)}")
+    for metric in (spec.metric, *spec.target):
+        if metric not in METRICS:
+            where = "metric" if metric == spec.metric else f"target.{metric}"
+            raise _fail(where, f"unknown metric {metric!r}; valid: {', '.join(METRICS)}")
+    for metric, condition in spec.target.items():
+        parse_condition(f"target.{metric}", condition)
     if spec.scheduler is not None and spec.backend != "ray":
         raise _fail("scheduler", f"{spec.scheduler.name} stops trials early on Ray Tune, and the local backend "
                                  "runs every trial to its end; set backend: ray or drop scheduler")
