@@ -60,6 +60,10 @@ def run_local(trials: list[Trial], out: Path, announce: Callable[[Trial], None],
     """Train `trials`, `workers` at a time (0: in this process); `announce` is called as a
     trial starts and `record` with each outcome."""
     if workers == 0:
+        if threads is not None:
+            import torch
+
+            torch.set_num_threads(threads)
         for trial in trials:
             announce(trial)
             record(run_trial(trial, out, progress))  # Interrupted goes to the caller as it is

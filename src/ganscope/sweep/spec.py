@@ -125,7 +125,8 @@ class SweepSpec(Strict):
     #: process, which saves a worker's start-up of a few seconds per sweep); Ray, at
     #: most this many (default: as many as the cluster's resources allow).
     workers: NonNegativeInt | None = None
-    #: torch threads per local worker (default: the CPUs shared among the workers).
+    #: torch threads per local worker, or of this process with workers 0 (default: the
+    #: CPUs shared among the workers; torch's own count in this process).
     threads: PositiveInt | None = None
     address: str | None = None
     resources: ResourcesSpec = ResourcesSpec()
