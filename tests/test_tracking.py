@@ -56,6 +56,19 @@ def test_run_logs_to_mlflow_and_resume_continues_the_same_run(tmp_path: Path, ti
     assert steps == [10, 20, 30, 40, 50, 60]  # nothing logged twice
 
 
+def test_a_store_that_fails_costs_a_warning_not_the_run(tmp_path: Path, tiny_overrides: list[str],
+                                                         capsys) -> None:
+    cfg = ganscope.load_config(overrides=[*tiny_overrides, "train.steps=20", "train.mlflow.enabled=true",
+                                          "train.mlflow.uri=nosuch://store"])
+    summary = ganscope.Run.create(cfg, tmp_path / "run").fit(progress=False)
+    assert summary["step"] == 20 and (tmp_path / "run" / "summary.json").is_file()
+    err = capsys.readouterr().err
+    assert "was not copied into MLflow at nosuch://store" in err and "ganscope mlflow" in err
+    assert main(["mlflow", str(tmp_path / "run"), "--uri", "nosuch://store"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "was not copied into MLflow" in err and "\n" not in err
+
+
 def test_cli_copies_an_earlier_run_and_refuses_other_folders(tmp_path: Path, tiny_overrides: list[str],
                                                              capsys) -> None:
     run = ganscope.Run.create(ganscope.load_config(overrides=[*tiny_overrides, "train.steps=20"]), tmp_path / "run")

@@ -444,7 +444,12 @@ def cmd_mlflow(args: argparse.Namespace) -> int:
         if not (run_dir / CONFIG).is_file():
             raise ConfigError(f"{run_dir} is not a run folder (no {CONFIG}); give folders that ganscope train wrote")
     for run_dir in args.run_dirs:
-        run_id = log_run(run_dir, args.uri, args.experiment)
+        try:
+            run_id = log_run(run_dir, args.uri, args.experiment)
+        except Exception as err:  # noqa: BLE001  (MLflow's and the network's errors alike)
+            first = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise ConfigError(f"{run_dir} was not copied into MLflow at {tracking_uri(args.uri)}: {first}; check "
+                              "--uri (a tracking server that answers, or sqlite:///FILE)") from None
         print(f"{run_dir}: MLflow run {run_id} in experiment {args.experiment!r} at {tracking_uri(args.uri)}")
     return 0
 

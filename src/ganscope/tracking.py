@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -110,6 +111,17 @@ def _client(uri: str) -> Any:
     from mlflow import MlflowClient
 
     return MlflowClient(tracking_uri=uri)
+
+
+def copy_or_warn(run_dir: Path, uri: str | None, experiment: str, tags: Mapping[str, Any]) -> None:
+    """`log_run` at the end of training: a store that cannot be reached costs a warning,
+    not the run, whose folder is complete (`ganscope mlflow RUN` copies it later)."""
+    try:
+        log_run(run_dir, uri, experiment, tags)
+    except Exception as err:  # noqa: BLE001  (MLflow's and the network's errors alike)
+        message = str(err).splitlines()[0] if str(err) else type(err).__name__
+        print(f"ganscope: the run was not copied into MLflow at {tracking_uri(uri)} ({type(err).__name__}: "
+              f"{message}); the run folder is complete: ganscope mlflow {run_dir} copies it later", file=sys.stderr)
 
 
 def log_run(run_dir: Path | str, uri: str | None = None, experiment: str = "ganscope",

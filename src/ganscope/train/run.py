@@ -745,10 +745,10 @@ class Run:
         atomic_write_text(self.run_dir / SUMMARY, json.dumps(jsonable(summary), indent=2))
         write_report(self.run_dir)
         if self.cfg.train.mlflow.enabled:
-            from ganscope.tracking import log_run
+            from ganscope.tracking import copy_or_warn
 
             mlflow = self.cfg.train.mlflow
-            log_run(self.run_dir, mlflow.uri, mlflow.experiment, self.tracking_tags)
+            copy_or_warn(self.run_dir, mlflow.uri, mlflow.experiment, self.tracking_tags)
         return summary
 
 def _save_npy(path: Path, array: np.ndarray) -> None:
