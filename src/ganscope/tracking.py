@@ -30,13 +30,13 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from ganscope.errors import ConfigError
 from ganscope.train.checkpoint import atomic_write_text
 
 MLFLOW_JSON = "mlflow.json"
 DEFAULT_URI = "sqlite:///mlflow.db"
-#: Files of the run folder copied as artifacts, when present.
-ARTIFACTS = ("report.html", "summary.json", "config.yaml")
 #: MLflow's limits on one `log_batch` call.
 BATCH_METRICS = 1000
 BATCH_PARAMS = 100
@@ -130,6 +130,7 @@ def log_run(run_dir: Path | str, uri: str | None = None, experiment: str = "gans
     from mlflow.entities import Metric, Param, RunTag
 
     from ganscope.train.log import MetricsLog
+    from ganscope.report.single import REPORT
     from ganscope.train.run import CONFIG, METRICS, SUMMARY
 
     run_dir = Path(run_dir)
@@ -145,8 +146,6 @@ def log_run(run_dir: Path | str, uri: str | None = None, experiment: str = "gans
             experiment, artifact_location=artifact_location(uri))
         run_id = client.create_run(experiment_id, run_name=run_dir.name,
                                    tags={"ganscope.run_dir": str(run_dir.resolve())}).info.run_id
-        import yaml
-
         params = [Param(k, v) for k, v in flatten(yaml.safe_load((run_dir / CONFIG).read_text()))]
         for i in range(0, len(params), BATCH_PARAMS):
             client.log_batch(run_id, params=params[i:i + BATCH_PARAMS])
@@ -167,7 +166,7 @@ def log_run(run_dir: Path | str, uri: str | None = None, experiment: str = "gans
     client.log_batch(run_id, tags=[RunTag(k, v) for k, v in run_tags.items()])
     client.log_text(run_id, "".join(json.dumps(r) + "\n" for r in records if r.get("kind") == "event"),
                     "events.jsonl")
-    for name in ARTIFACTS:
+    for name in (REPORT, SUMMARY, CONFIG):  # what the folder shows a reader, when present
         if (run_dir / name).is_file():
             client.log_artifact(run_id, str(run_dir / name))
     if summary:
