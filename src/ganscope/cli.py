@@ -117,13 +117,15 @@ def default_run_dir(cfg: Any) -> Path:
 
 
 def _train(cfg: Any, out: Path | None, quiet: bool) -> dict[str, Any]:
-    from ganscope.train import Run
+    from ganscope.train import Run, process_folder
 
-    run_dir = new_run_folder(out or default_run_dir(cfg))
+    run_dir = process_folder(lambda: new_run_folder(out or default_run_dir(cfg)), resuming=False)
     run = Run.create(cfg, run_dir)
-    print(f"run folder: {run_dir}", file=sys.stderr)
+    if run.leader:
+        print(f"run folder: {run_dir}", file=sys.stderr)
     summary = run.fit(progress=not quiet)
-    _print_verdict(summary, run_dir)
+    if run.leader:
+        _print_verdict(summary, run_dir)
     return summary
 
 
@@ -160,11 +162,12 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    from ganscope.train import Run
+    from ganscope.train import Run, process_folder
 
-    run = Run.open(args.run_dir, args.set)
+    run = Run.open(process_folder(lambda: args.run_dir, resuming=True), args.set)
     summary = run.fit(progress=not args.quiet)  # says "resumed from step N", and what new train.* keys change
-    _print_verdict(summary, args.run_dir)
+    if run.leader:
+        _print_verdict(summary, args.run_dir)
     return 0
 
 
@@ -508,7 +511,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from ganscope.bench import plan, render_markdown, run_benchmark
 
     jobs = plan(args.protocol, args.methods, args.budget, args.seeds, args.steps, args.base_seed)
-    result = run_benchmark(jobs, output_folder(args.out), progress=not args.quiet)
+    result = run_benchmark(jobs, output_folder(args.out), progress=not args.quiet, workers=args.workers)
     if args.json:
         _print_json(result.to_dict())
     else:
@@ -677,6 +680,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--out", type=Path, default=Path("runs") / "bench",
                    help="folder for protocols.json, protocols.md and the run folders (default runs/bench); "
                    "entries already in its protocols.json are skipped")
+    p.add_argument("--workers", type=non_negative_int, default=0,
+                   help="populations trained at a time by worker processes of the sweep engine's local backend "
+                   "(default 0: one at a time in this process)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
 
@@ -727,12 +733,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as stop:  # --help, or a usage error already printed on one line
         return int(stop.code or 0)
+    from ganscope import distributed
+
     try:
+        if distributed.launched_world_size() > 1:
+            if args.func not in DATA_PARALLEL_COMMANDS:
+                raise ConfigError(f"only {', '.join(DATA_PARALLEL_COMMANDS.values())} run under torchrun "
+                                  f"(WORLD_SIZE={distributed.launched_world_size()}); run ganscope {args.command} "
+                                  f"as one process")
+            distributed.start()
         return args.func(args)
     except GanscopeError as err:
         from ganscope.train import Interrupted
 
-        print(f"ganscope: {err}", file=sys.stderr)
+        if distributed.current().leader:  # the other processes of a torchrun run say nothing more
+            print(f"ganscope: {err}", file=sys.stderr)
         if isinstance(err, Interrupted):
             return 128 + err.signum
         return USER_ERROR
@@ -740,6 +755,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f" {err.filename}" if err.filename else ""
         print(f"ganscope: cannot write or read{where}: {err.strerror or err}", file=sys.stderr)
         return USER_ERROR
+    finally:
+        distributed.stop()
+
+
+#: The commands a torchrun launch may run, data-parallel (`ganscope.distributed`).
+DATA_PARALLEL_COMMANDS: dict[Callable[[argparse.Namespace], int], str] = {
+    cmd_train: "train", cmd_resume: "resume", cmd_demo: "demo",
+}
 
 
 if __name__ == "__main__":

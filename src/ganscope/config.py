@@ -126,6 +126,14 @@ class MlflowConfig(Strict):
     experiment: str = "ganscope"
 
 
+class DistributedConfig(Strict):
+    """Data-parallel runs under torchrun (`ganscope.distributed`)."""
+
+    #: Batch norm statistics over every process's share of the batch (the full batch's)
+    #: rather than each process's own; works on gloo (CPU) and NCCL (CUDA).
+    sync_batch_norm: bool = False
+
+
 class TrainConfig(Strict):
     steps: PositiveInt = 5000
     batch_size: PositiveInt = 128
@@ -162,6 +170,7 @@ class TrainConfig(Strict):
     max_rollbacks: PositiveInt = 3
     monitor: MonitorConfig = MonitorConfig()
     mlflow: MlflowConfig = MlflowConfig()
+    distributed: DistributedConfig = DistributedConfig()
 
     @field_validator("device")
     @classmethod

@@ -15,6 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 
+from ganscope.distributed import World
+
 STREAMS = ("init", "noise", "data", "penalty", "eval", "report", "labels", "network", "pool")
 
 
@@ -75,3 +77,19 @@ class PopulationRandom:
     def set_state(self, state: torch.Tensor) -> None:
         for g, s in zip(self.generators, state, strict=True):
             g.set_state(s.clone())
+
+
+class SharedRandom(PopulationRandom):
+    """A stream of per-sample draws shared by the processes of a data-parallel run: every
+    process draws what one process would for the whole batch (the first axis of a draw's
+    shape times the process count) and keeps its own share of it (`World.share`). The
+    stream advances alike on every process, so its state is the one-process state."""
+
+    def __init__(self, seeds: Sequence[int], stream: str, *extra: int, device: torch.device | str = "cpu",
+                 world: World) -> None:
+        super().__init__(seeds, stream, *extra, device=device)
+        self.world = world
+
+    def _fill(self, shape: tuple[int, ...], draw: Callable[[torch.Tensor, torch.Generator], object]) -> torch.Tensor:
+        whole = super()._fill((shape[0] * self.world.size, *shape[1:]), draw)
+        return self.world.share(whole)

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
+from ganscope.distributed import synced_moments
 from ganscope.nets.layers import PopulationModule, at_least_float32
 
 #: Standard deviation of the DCGAN initialisation: every weight ~ N(0, 0.02)
@@ -126,6 +127,9 @@ class PopBatchNorm2d(PopulationModule):
     reaches neither the statistics nor the float32 running buffers.
     """
 
+    #: Statistics over every data-parallel process's share (`ganscope.distributed`).
+    synced: bool = False
+
     def __init__(self, n_seeds: int, channels: int, momentum: float = 0.1, eps: float = 1e-5) -> None:
         super().__init__()
         self.momentum, self.eps = momentum, eps
@@ -143,6 +147,8 @@ class PopBatchNorm2d(PopulationModule):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n_seeds = self.weight.shape[0]
+        if self.training and self.synced:
+            return self._synced(at_least_float32(x))
         y = F.batch_norm(
             fold_seeds(at_least_float32(x)),
             self.running_mean.view(-1),  # views: F.batch_norm updates the buffers in place
@@ -154,6 +160,17 @@ class PopBatchNorm2d(PopulationModule):
             self.eps,
         )
         return unfold_seeds(y, n_seeds)
+
+    def _synced(self, x: torch.Tensor) -> torch.Tensor:
+        """Training-mode batch norm with the statistics of every data-parallel process's
+        share (`train.distributed.sync_batch_norm`), running buffers updated as
+        `F.batch_norm` does (the unbiased variance)."""
+        mean, var, n = synced_moments(x, (1, 3, 4))
+        with torch.no_grad():
+            self.running_mean.lerp_(mean.view_as(self.running_mean), self.momentum)
+            self.running_var.lerp_(var.view_as(self.running_var) * n / max(n - 1, 1), self.momentum)
+        shape = (*self.weight.shape[:1], 1, self.weight.shape[1], 1, 1)
+        return (x - mean) * torch.rsqrt(var + self.eps) * self.weight.view(shape) + self.bias.view(shape)
 
 
 class PopSpectralNorm(PopulationModule):

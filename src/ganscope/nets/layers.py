@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from ganscope.distributed import synced_moments
 from ganscope.seeding import PopulationRandom
 
 
@@ -91,6 +92,9 @@ class PopBatchNorm(PopulationModule):
     output is float32 then too; the next matrix multiply casts it back under autocast.
     """
 
+    #: Statistics over every data-parallel process's share (`ganscope.distributed`).
+    synced: bool = False
+
     def __init__(self, n_seeds: int, features: int, momentum: float = 0.1, eps: float = 1e-5) -> None:
         super().__init__()
         self.momentum, self.eps = momentum, eps
@@ -109,10 +113,11 @@ class PopBatchNorm(PopulationModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = at_least_float32(x)
         if self.training:
-            mean = x.mean(dim=1, keepdim=True)
-            var = x.var(dim=1, unbiased=False, keepdim=True)
+            if self.synced:
+                mean, var, n = synced_moments(x, (1,))
+            else:
+                mean, var, n = x.mean(dim=1, keepdim=True), x.var(dim=1, unbiased=False, keepdim=True), x.shape[1]
             with torch.no_grad():
-                n = x.shape[1]
                 running = self.running_mean.dtype
                 self.running_mean.lerp_(mean.detach().to(running), self.momentum)
                 self.running_var.lerp_((var.detach() * n / max(n - 1, 1)).to(running), self.momentum)

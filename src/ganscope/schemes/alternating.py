@@ -27,6 +27,7 @@ class Alternating(TwoPlayer):
     fake batches, then one G step on fresh noise. The paper used k = 1; WGAN uses 5."""
 
     params: AlternatingParams
+    data_parallel = True
 
     def __init__(self, parts: Parts, params: AlternatingParams) -> None:
         super().__init__(parts, params, parts.new_generator(), parts.new_discriminator())

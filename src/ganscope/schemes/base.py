@@ -13,18 +13,21 @@ import copy
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from pydantic import PositiveInt
 from torch import nn
 
+from ganscope import distributed
 from ganscope.batch import Batch
 from ganscope.config import Config, OptimizerConfig, piece_params, regularizer_params
 from ganscope.data import Dataset, dataset_from_config
 from ganscope.devices import autocast, resolve_device
+from ganscope.distributed import World
 from ganscope.errors import ConfigError
-from ganscope.nets import DISCRIMINATORS, GENERATORS, init_population
+from ganscope.nets import DISCRIMINATORS, GENERATORS, PopBatchNorm, init_population
+from ganscope.nets.conv import PopBatchNorm2d
 from ganscope.nets.base import CONDITIONINGS
 from ganscope.nets.conditioning import Conditioning
 from ganscope.nets.discriminator import ExtensionFactory
@@ -35,7 +38,7 @@ from ganscope.objectives import OBJECTIVES, Objective
 from ganscope.registry import Params, new_registry
 from ganscope.regularizers import REGULARIZERS, Regularizer
 from ganscope.regularizers.base import Critic, judge
-from ganscope.seeding import PopulationRandom
+from ganscope.seeding import PopulationRandom, SharedRandom
 
 SCHEMES = new_registry("scheme", "schemes")
 
@@ -55,6 +58,10 @@ EVALUATION_DRAWS = 1
 
 #: The population's random streams that training draws from and checkpoints save.
 STREAM_NAMES = ("noise", "data", "penalty", "labels", "network", "pool")
+#: Those of them whose draws have one entry per sample along their first axis, which the
+#: processes of a data-parallel run share (`SharedRandom`); data and labels are shared
+#: where they are drawn (`Parts.real_batch`, `Parts.generator_labels`).
+SHARED_STREAMS = ("noise", "penalty")
 
 
 @dataclass
@@ -87,6 +94,8 @@ class Parts:
     conditioning: Conditioning = field(default_factory=lambda: CONDITIONINGS.get("none")(None, None))
     #: The training step being taken (the trainer sets it): lazy regularisers use it.
     step: int = 0
+    #: The data-parallel processes that share each seed's batch (`ganscope.distributed`).
+    world: World = field(default_factory=World)
 
     @classmethod
     def from_config(cls, cfg: Config) -> Parts:
@@ -104,10 +113,16 @@ class Parts:
             raise ConfigError(f"conditioning {cfg.conditioning.name} needs labelled data, and data {cfg.data.name} "
                               "has no labels; give labelled data or use conditioning.name=none")
         regularizers.update(conditioning.regularizers())
-        device = resolve_device(cfg.train.device)
-        streams = {name: PopulationRandom(seeds, name, device=device) for name in STREAM_NAMES}
+        world = distributed.current()
+        device = distributed.process_device(resolve_device(cfg.train.device))
+        streams = {
+            name: SharedRandom(seeds, name, device=device, world=world) if name in SHARED_STREAMS and world.parallel
+            else PopulationRandom(seeds, name, device=device)
+            for name in STREAM_NAMES
+        }
         noise = Noise(cfg.noise.dist, cfg.noise.z_dim)
-        return cls(cfg, seeds, data, noise, objective, regularizers, streams, d_modifiers, device, conditioning)
+        return cls(cfg, seeds, data, noise, objective, regularizers, streams, d_modifiers, device, conditioning,
+                   world=world)
 
     @property
     def n_seeds(self) -> int:
@@ -115,30 +130,42 @@ class Parts:
 
     @property
     def batch_size(self) -> int:
+        """Samples per seed and step, over all data-parallel processes."""
         return self.cfg.train.batch_size
+
+    @property
+    def process_batch_size(self) -> int:
+        """This process's share of `batch_size`."""
+        return self.batch_size // self.world.size
 
     @property
     def conditional(self) -> bool:
         return self.conditioning.conditional
 
     def real_batch(self) -> Batch:
-        """A real batch per seed, with its labels when the run is conditional."""
+        """A real batch per seed, with its labels when the run is conditional: this process's
+        share of the batch drawn for all of them."""
         batch = self.data.sample_population(self.streams["data"], self.batch_size, labelled=self.conditional)
+        if self.world.parallel:
+            batch = Batch(self.world.share(batch.x), None if batch.labels is None else self.world.share(batch.labels))
         return batch.to(self.device)
 
     def noise_batch(self, n: int | None = None) -> torch.Tensor:
-        return self.noise.draw(self.streams["noise"], n or self.batch_size)
+        """(S, n, z_dim) noise (default n: this process's share of the batch)."""
+        return self.noise.draw(self.streams["noise"], n or self.process_batch_size)
 
     def generator_labels(self, n: int | None = None, rng: PopulationRandom | None = None) -> torch.Tensor | None:
         """Labels (S, n) for G to generate, drawn from the data's class shares with `rng`
-        (default: the population's label stream); None when the run is unconditional."""
+        (default: the population's label stream, n this process's share of the batch, drawn
+        as the batch of all processes); None when the run is unconditional."""
         weights = self.data.label_weights
         if not self.conditional or weights is None:
             return None
+        shared = rng is None and self.world.parallel
         rng = rng or self.streams["labels"]
-        draws = [torch.multinomial(weights, n or self.batch_size, replacement=True, generator=g)
-                 for g in rng.generators]
-        return torch.stack(draws).to(self.device, non_blocking=True)
+        count = (n or self.process_batch_size) * (self.world.size if shared else 1)
+        draws = torch.stack([torch.multinomial(weights, count, replacement=True, generator=g) for g in rng.generators])
+        return (self.world.share(draws) if shared else draws).to(self.device, non_blocking=True)
 
     def new_generator(self, index: int = 0) -> nn.Module:
         """A population generator (conditional when the run is); `index` separates the init
@@ -152,6 +179,7 @@ class Parts:
         net = self.conditioning.generator(build, self.noise.z_dim)
         init_population(net, PopulationRandom(self.seeds, "init", 0, index).generators)
         attach_stream(net, self.streams["network"])
+        self.sync_statistics(net)
         return net
 
     def new_discriminator(self, n_outputs: int = 1, index: int = 0) -> nn.Module:
@@ -169,7 +197,16 @@ class Parts:
         net = self.conditioning.discriminator(build, self.data.sample_shape, n_outputs)
         init_population(net, PopulationRandom(self.seeds, "init", 1, index).generators)
         attach_stream(net, self.streams["network"])
+        self.sync_statistics(net)
         return net
+
+    def sync_statistics(self, net: nn.Module) -> None:
+        """In a data-parallel run with `train.distributed.sync_batch_norm`, make `net`'s batch
+        norms take their statistics over every process's share of the batch."""
+        if self.world.parallel and self.cfg.train.distributed.sync_batch_norm:
+            for layer in net.modules():
+                if isinstance(layer, PopBatchNorm | PopBatchNorm2d):
+                    layer.synced = True
 
     def autocast(self) -> contextlib.AbstractContextManager[None]:
         return autocast(self.device, self.cfg.train.precision) or contextlib.nullcontext()
@@ -283,6 +320,7 @@ def apply_update(
     nothing. `inputs` limits the backward pass to those leaves (default: all of them)."""
     optimizer.zero_grad(set_to_none=True)
     loss.sum().backward(inputs=inputs)
+    distributed.average_gradients(p for group in optimizer.param_groups for p in group["params"])
     out = {key: grad_norm_per_seed(module)} if diagnostics else {}
     optimizer.step()
     return out
@@ -290,6 +328,11 @@ def apply_update(
 
 class Scheme(ABC):
     """One training step of a GAN method over a population of seeds."""
+
+    #: Whether the scheme's step is exact when each seed's batch is split across the
+    #: processes of a torchrun launch (`ganscope.distributed`): every draw it makes goes
+    #: through `Parts`' shared draws and every loss is a mean over samples.
+    data_parallel: ClassVar[bool] = False
 
     def __init__(self, parts: Parts, params: Params) -> None:
         self.parts = parts

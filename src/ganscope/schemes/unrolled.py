@@ -253,6 +253,8 @@ class Unrolled(Alternating):
     loss f_K (Metz et al. 2016, Sec. 2.2). Paper defaults: K = 5, one D step per G step."""
 
     params: UnrolledParams
+    #: The unrolled D steps follow each process's own gradients, not the full batch's.
+    data_parallel = False
 
     def __init__(self, parts: Parts, params: UnrolledParams) -> None:
         if type(parts.objective).constrain is not Objective.constrain:

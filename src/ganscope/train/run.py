@@ -17,12 +17,15 @@ learning rates are lowered (from then on a seed no longer follows its solo traje
 
 from __future__ import annotations
 
+import atexit
 import json
 import math
+import shutil
 import signal
 import sys
+import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +35,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from ganscope import distributed
 from ganscope.batch import Batch
 from ganscope.config import (
     Config,
@@ -48,6 +52,7 @@ from ganscope.errors import CheckpointError, ConfigError, GanscopeError
 from ganscope.metrics.modes import ModeScore, population_summary, score_modes
 from ganscope.monitor import DETECTORS, Event, Monitor, describe_events
 from ganscope.monitor.monitor import suggest
+from ganscope.nets.modifiers import pack_size
 from ganscope.nets.stylegan import style_generator, truncated
 from ganscope.schemes import SCHEMES, Parts, Scheme
 from ganscope.train.checkpoint import (
@@ -188,6 +193,11 @@ class Run:
         self.run_dir = Path(run_dir)
         self.tracking_tags = {}
         self.parts = Parts.from_config(cfg)
+        #: Rank 0 of a data-parallel run, or the only process: it alone prints, and its
+        #: run folder is the run's (the others train alike in scratch folders).
+        self.leader = self.parts.world.leader
+        distributed.check_config(cfg, self.parts.world, SCHEMES.get(cfg.scheme.name).data_parallel,
+                                 pack_size(self.parts.d_modifiers))
         configure_backends(cfg.train.tf32)
         self.scheme: Scheme = SCHEMES.get(cfg.scheme.name)(self.parts, piece_params(cfg, "scheme"))
         if cfg.train.ema_kimg > 0:
@@ -520,19 +530,18 @@ class Run:
                 remove_stale_temporaries(folder)
             self.log.rewrite(self.logged_by_checkpoint)
             monitor = self._monitor_from_log()
-            if self.previous_train is not None:  # after the lock and the log: a refused resume says one line
+            if self.previous_train is not None and self.leader:  # after the lock and the log: a refused resume says one line
                 print(self.resume_message(), file=sys.stderr)
             stopped: Event | None = None
             divergence: Divergence | None = None
             board = self._open_board()
             started, steps_done = time.perf_counter(), 0
-            bar = tqdm(total=tcfg.steps, initial=self.step, disable=not progress, dynamic_ncols=True,
+            bar = tqdm(total=tcfg.steps, initial=self.step, disable=not (progress and self.leader), dynamic_ncols=True,
                        desc=f"{self.parts.data.name} {self.cfg.objective.name}", unit="step")
             try:
                 with stop_on_signals() as received:
                     while self.step < tcfg.steps:
-                        interrupted = bool(received)
-                        stopped, divergence = self._advance(monitor, board, bar, interrupted)
+                        stopped, divergence, interrupted = self._advance(monitor, board, bar, bool(received))
                         steps_done += 1
                         if divergence is not None:
                             if tcfg.on_divergence == "stop" or self.rollbacks >= tcfg.max_rollbacks:
@@ -557,15 +566,16 @@ class Run:
 
     def _advance(
         self, monitor: Monitor, board: TensorBoard, bar: tqdm, interrupted: bool
-    ) -> tuple[Event | None, Divergence | None]:
+    ) -> tuple[Event | None, Divergence | None, bool]:
         """One training step, then what is due after it: the log, a check for NaN and
         infinities, an evaluation, a checkpoint. Returns the event to stop on, if any, or
-        the divergence found (then nothing was evaluated or saved)."""
+        the divergence found (then nothing was evaluated or saved), and whether a signal
+        asked to stop (`interrupted` here, or on any data-parallel process)."""
         tcfg = self.cfg.train
         diagnostics = (self.step + 1) % tcfg.log_every == 0
         self._set_learning_rates()
         self.parts.step = self.step
-        out = self.scheme.train_step(diagnostics)
+        out, interrupted = distributed.average_step(self.scheme.train_step(diagnostics), interrupted)
         self.step += 1
         if self.cfg.train.ema_kimg > 0:
             self.scheme.update_average(self.step)
@@ -579,13 +589,15 @@ class Run:
         self.log.append(records)
         board.scalars(records)
         if divergence is not None:
-            return None, divergence
+            return None, divergence, interrupted
         stopped = monitor.stop_reason(events)
         if evaluating:
-            stopped = self._evaluate_and_log(monitor, board, bar) or stopped
+            # Every process evaluates the same weights alike; rank 0's decision is taken
+            # all the same, so that no process trains on while another stopped.
+            stopped = distributed.from_leader(self._evaluate_and_log(monitor, board, bar) or stopped)
         if saving:
             self.save()
-        return stopped, None
+        return stopped, None, interrupted
 
     def _evaluate_and_log(self, monitor: Monitor, board: TensorBoard, bar: tqdm) -> Event | None:
         """Score every seed, keep a snapshot, log and monitor; the event to stop on, if any."""
@@ -607,7 +619,8 @@ class Run:
         self.log.append(e.to_record() for e in events)
         for e in events:
             board.text(f"events/seed_{e.seed}", e.line(), e.step)
-            tqdm.write(e.line(), file=sys.stderr)
+            if self.leader:
+                tqdm.write(e.line(), file=sys.stderr)
 
     # ---- divergence -----------------------------------------------------------------------
 
@@ -667,7 +680,8 @@ class Run:
             {"step": divergence.step, "seed": next(iter(divergence.found)), "kind": "rollback",
              ROLLED_BACK: self.step, "lr_scale": scale, "rollback": count, "text": text}
         ])
-        tqdm.write(text, file=sys.stderr)
+        if self.leader:
+            tqdm.write(text, file=sys.stderr)
         board = self._open_board()
         board.text("events/rollback", text, divergence.step)
         return self._monitor_from_log(), board
@@ -743,6 +757,8 @@ class Run:
             "lr_scale": self.lr_scale,
         }
         atomic_write_text(self.run_dir / SUMMARY, json.dumps(jsonable(summary), indent=2))
+        if not self.leader:  # a data-parallel follower's folder is scratch (`process_folder`)
+            return summary
         write_report(self.run_dir)
         if self.cfg.train.mlflow.enabled:
             from ganscope.tracking import copy_or_warn
@@ -750,6 +766,39 @@ class Run:
             mlflow = self.cfg.train.mlflow
             copy_or_warn(self.run_dir, mlflow.uri, mlflow.experiment, self.tracking_tags)
         return summary
+
+def process_folder(leader_folder: Callable[[], Path], resuming: bool) -> Path:
+    """The folder this process trains in: `leader_folder()` for rank 0 or the only process.
+
+    The other processes of a data-parallel run train alike in scratch folders of their own
+    (removed at exit) that hold, when `resuming`, rank 0's config, checkpoint and log, sent
+    over the process group, so that no shared file system is needed. A refusal on rank 0
+    (a folder that is not empty, say) stops every process."""
+    world = distributed.current()
+    if not world.parallel:
+        return leader_folder()
+    folder, refusal, files = None, None, {}
+    if world.leader:
+        try:
+            folder = Path(leader_folder())
+            if resuming:
+                files = {name: (folder / name).read_bytes() for name in (CONFIG, CHECKPOINT, METRICS)
+                         if (folder / name).is_file()}
+        except GanscopeError as err:
+            refusal = err
+    said, files = distributed.from_leader((None if refusal is None else str(refusal), files))
+    if refusal is not None:
+        raise refusal
+    if said is not None:
+        raise GanscopeError(said)
+    if folder is not None:
+        return folder
+    scratch = Path(tempfile.mkdtemp(prefix=f"ganscope-rank{world.rank}-"))
+    atexit.register(shutil.rmtree, scratch, ignore_errors=True)
+    for name, content in files.items():
+        (scratch / name).write_bytes(content)
+    return scratch
+
 
 def _save_npy(path: Path, array: np.ndarray) -> None:
     with path.open("wb") as handle:
