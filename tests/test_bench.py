@@ -14,6 +14,7 @@ import pytest
 from ganscope import bench
 from ganscope.cli import build_parser, main
 from ganscope.config import load_config
+from ganscope.sweep import worker
 from ganscope.train.run import Run
 
 
@@ -155,18 +156,46 @@ def test_entries_saved_by_another_process_meanwhile_are_kept(tiny_budget: str, t
     args = ["bench", "ring", "--steps", "10", "--seeds", "1", "--budget", tiny_budget, "-o", str(tmp_path), "-q"]
     assert main([*args, "--methods", "gan"]) == 0
     [first] = json.loads((tmp_path / bench.JSON_NAME).read_text())["entries"]
-    real_run_job = bench.run_job
+    real_entry = bench.bench_entry
 
-    def other_process_finishes_meanwhile(job, out, progress=True):  # noqa: ANN001, ANN202
-        entry = real_run_job(job, out, progress)
+    def other_process_finishes_meanwhile(job, trial, out):  # noqa: ANN001, ANN202
         foreign = {**first, "protocol": "grid"}
         bench.save_entries(out, [first, foreign])
-        return entry
+        return real_entry(job, trial, out)
 
-    monkeypatch.setattr(bench, "run_job", other_process_finishes_meanwhile)
+    monkeypatch.setattr(bench, "bench_entry", other_process_finishes_meanwhile)
     assert main([*args, "--methods", "hinge"]) == 0
     saved = json.loads((tmp_path / bench.JSON_NAME).read_text())["entries"]
     assert [(e["method"], e["protocol"]) for e in saved] == [("gan", "ring"), ("gan", "grid"), ("hinge", "ring")]
+
+
+def test_a_crashed_population_is_recorded_and_the_others_are_saved(
+    tiny_budget: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # bench runs its jobs as trials of the sweep engine: a crash is kept in the run
+    # folder's trial.json, the other populations train and are saved, the command fails.
+    real = worker.resume_or_create
+
+    def crash_hinge(cfg, run_dir, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        if run_dir.name == "ring-hinge":
+            raise RuntimeError("boom")
+        return real(cfg, run_dir, *args, **kwargs)
+
+    monkeypatch.setattr(worker, "resume_or_create", crash_hinge)
+    args = ["bench", "ring", "--steps", "10", "--seeds", "1", "--budget", tiny_budget, "-o", str(tmp_path), "-q",
+            "--methods", "hinge", "gan"]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("ganscope: 1 of 2 population(s) failed (ring hinge: RuntimeError: boom)")
+    saved = json.loads((tmp_path / bench.JSON_NAME).read_text())["entries"]
+    assert [e["method"] for e in saved] == ["gan"]
+    [job, _] = bench.plan("ring", ["hinge", "gan"], tiny_budget, seeds=1, steps=10)
+    trial = json.loads((job.run_dir(tmp_path) / "trial.json").read_text())
+    assert trial["status"] == "failed" and "boom" in trial["traceback"]
+    monkeypatch.setattr(worker, "resume_or_create", real)
+    assert main(args) == 0  # the same command trains what failed
+    saved = json.loads((tmp_path / bench.JSON_NAME).read_text())["entries"]
+    assert [e["method"] for e in saved] == ["gan", "hinge"]
 
 
 def test_interrupted_population_resumes_from_its_checkpoint(tiny_budget: str, tmp_path: Path) -> None:

@@ -66,21 +66,20 @@ from __future__ import annotations
 import json
 import math
 import sys
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 
 from ganscope.config import Config, load_config, piece_params
 from ganscope.data.oracle import STACKED_PROTOCOL_SAMPLES
-from ganscope.errors import ConfigError
+from ganscope.errors import ConfigError, GanscopeError
 from ganscope.metrics.modes import mean_std
 from ganscope.seed_ranges import DEFAULT_BASE_SEED, EVALUATION_SEEDS, TUNING_SEEDS, span
 from ganscope.train.checkpoint import atomic_write_text
 from ganscope.train.log import jsonable
-from ganscope.train.resume import resume_or_create
+from ganscope.sweep.trials import Trial
+from ganscope.sweep.worker import TRIAL_JSON
 
 JSON_NAME = "protocols.json"
 MARKDOWN_NAME = "protocols.md"
@@ -623,9 +622,14 @@ class Job:
     def key(self) -> tuple[str, str, str, int, int, int]:
         return self.method, self.protocol, self.budget, len(self.cfg.seed_list()), self.cfg.train.steps, self.cfg.seed
 
-    def run_dir(self, out: Path) -> Path:
+    @property
+    def folder(self) -> str:
+        """The run folder, relative to the benchmark's output folder."""
         _, _, budget, seeds, steps, base = self.key
-        return out / "runs" / f"{budget}-{steps}steps-{seeds}seeds{_seed_tag(base)}" / f"{self.protocol}-{self.method}"
+        return f"runs/{budget}-{steps}steps-{seeds}seeds{_seed_tag(base)}/{self.protocol}-{self.method}"
+
+    def run_dir(self, out: Path) -> Path:
+        return Path(out) / self.folder
 
     def label(self) -> str:
         _, _, budget, seeds, steps, base = self.key
@@ -668,33 +672,37 @@ def plan(protocol: str, methods: Sequence[str] | None = None, budget: str = "cpu
     ]
 
 
-def run_job(job: Job, out: Path, progress: bool = True) -> dict[str, Any]:
-    """Train one population to the end and return its JSON entry."""
-    run_dir = job.run_dir(out)
-    started = time.perf_counter()
-    run = resume_or_create(job.cfg, run_dir, job.label())
-    resumed_from = run.step
-    summary = run.fit(progress=progress)
-    wall = time.perf_counter() - started
+def job_trial(job: Job) -> Trial:
+    """The job as a trial of the sweep engine (`ganscope.sweep`), which trains, resumes and
+    records it: one population in the bench's own run folder."""
+    method, protocol, budget, n_seeds, steps, base = job.key
+    return Trial(key=f"bench:{method}:{protocol}:{budget}:{n_seeds}:{steps}:{base}", name=f"{protocol}-{method}",
+                 values={"method": method}, protocol=protocol,
+                 overrides=tuple(method_overrides(method, job.cfg.train.batch_size, PROTOCOLS[protocol].kind)),
+                 config=job.cfg.to_dict(), folder=job.folder)
+
+
+def bench_entry(job: Job, trial: dict[str, Any], out: Path) -> dict[str, Any]:
+    """The table's JSON entry for a job from its trial's record (`trial.json`)."""
     method, protocol, budget, n_seeds, steps, _ = job.key
     base = method_config("gan", protocol, budget, n_seeds)  # the budget as defined, for the table header
     return {
         "method": method, "protocol": protocol, "budget": budget, "n_seeds": n_seeds, "steps": steps,
-        "seeds": summary["seeds"],
+        "seeds": trial["seeds"],
         "budget_summary": describe_budget(base),
         "budget_steps": base.train.steps,
         "config": describe_budget(job.cfg),
         "description": METHODS[method].description,
         "overrides": method_overrides(method, base.train.batch_size, PROTOCOLS[protocol].kind),
-        "n_modes": summary["scores"][0]["n_modes"],
-        "scores": summary["scores"],
-        **{k: summary[k] for k in summary if k.endswith(("_mean", "_std"))},
-        "verdict": summary["verdict"],
-        "wall_time_s": wall,
-        "resumed_from_step": resumed_from,
-        "seed_steps_per_s": summary["seed_steps_per_s"],
-        "run_dir": str(run_dir),
-        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "n_modes": trial["scores"][0]["n_modes"],
+        "scores": trial["scores"],
+        **{k: trial[k] for k in trial if k.endswith(("_mean", "_std"))},
+        "verdict": trial["verdict"],
+        "wall_time_s": trial["wall_time_s"],
+        "resumed_from_step": trial["resumed_from_step"],
+        "seed_steps_per_s": trial["seed_steps_per_s"],
+        "run_dir": str(job.run_dir(out)),
+        "finished": trial["finished"],
     }
 
 
@@ -731,32 +739,62 @@ class BenchResult:
                 "skipped": self.skipped, "entries": self.entries}
 
 
-def run_benchmark(jobs: list[Job], out: Path, progress: bool = True) -> BenchResult:
-    """Run every job not yet in `out/protocols.json`, saving after each; progress and one
-    result line per job go to stderr."""
+def run_benchmark(jobs: list[Job], out: Path, progress: bool = True, workers: int = 0) -> BenchResult:
+    """Run every job not yet in `out/protocols.json` on the sweep engine's local backend
+    (`workers` processes at a time; 0: in this process), saving the table after each;
+    progress and one result line per job go to stderr. A job that fails is recorded in
+    its run folder's `trial.json` and the others go on; the failures are raised at the end
+    (`BenchFailed`), and the same command trains them again."""
+    from ganscope.sweep.local import run_local
+
     out = Path(out)
     entries = load_entries(out / JSON_NAME)
     done = {entry_key(e): e for e in entries}
-    mine, ran = [], 0
-    for i, job in enumerate(jobs, start=1):
-        head = f"[{i}/{len(jobs)}] {job.label()}"
-        if job.key in done:
-            print(f"{head}: already in {out / JSON_NAME}, skipped", file=sys.stderr)
-            mine.append(done[job.key])
-            continue
-        print(f"{head} -> {job.run_dir(out)}", file=sys.stderr)
-        entry = run_job(job, out, progress)
-        print(f"{head}: {_result_line(entry)}", file=sys.stderr)
+    numbered = {job_trial(job).key: (i, job) for i, job in enumerate(jobs, start=1)}
+    ran, failed = 0, []
+
+    def head(trial_key: str) -> str:
+        i, job = numbered[trial_key]
+        return f"[{i}/{len(jobs)}] {job.label()}"
+
+    def announce(trial: Trial) -> None:
+        print(f"{head(trial.key)} -> {trial.run_dir(out)}", file=sys.stderr)
+
+    def record(trial: dict[str, Any]) -> None:
+        nonlocal ran
+        _, job = numbered[trial["key"]]
+        if trial["status"] != "ok":
+            failed.append(f"{job.protocol} {job.method}: {trial['error']}")
+            print(f"{head(trial['key'])}: failed: {trial['error']} (traceback in {job.run_dir(out) / TRIAL_JSON})",
+                  file=sys.stderr)
+            return
+        entry = bench_entry(job, trial, out)
+        print(f"{head(trial['key'])}: {_result_line(entry)}", file=sys.stderr)
         # Re-read before saving: another bench process (say, the other protocol) may have
         # added entries to the same file meanwhile.
-        entries = [e for e in load_entries(out / JSON_NAME) if entry_key(e) != job.key] + [entry]
+        saved = [e for e in load_entries(out / JSON_NAME) if entry_key(e) != job.key] + [entry]
         done[job.key] = entry
-        mine.append(entry)
         ran += 1
-        save_entries(out, entries)
+        save_entries(out, saved)
+
+    pending = []
+    for key, (_, job) in numbered.items():
+        if job.key in done:
+            print(f"{head(key)}: already in {out / JSON_NAME}, skipped", file=sys.stderr)
+        else:
+            pending.append(job_trial(job))
+    run_local(pending, out, announce, record, workers, progress=progress)
     if not ran:
         save_entries(out, entries)  # re-render, e.g. after a change of the table's layout
-    return BenchResult(mine, ran, len(jobs) - ran, out / JSON_NAME, out / MARKDOWN_NAME)
+    if failed:
+        raise BenchFailed(f"{len(failed)} of {len(jobs)} population(s) failed ({'; '.join(failed)}); each run "
+                          f"folder's {TRIAL_JSON} keeps the traceback; the same command trains them again")
+    mine = [done[job.key] for job in jobs]
+    return BenchResult(mine, ran, len(jobs) - len(pending), out / JSON_NAME, out / MARKDOWN_NAME)
+
+
+class BenchFailed(GanscopeError):
+    """Some populations of a benchmark crashed; the others' entries are saved."""
 
 
 # ---- the table -------------------------------------------------------------------------------

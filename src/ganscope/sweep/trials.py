@@ -53,9 +53,17 @@ class Trial:
     #: The validated config (`Config.to_dict()`): workers rebuild the run from it alone,
     #: so they need neither the sweep file nor its base config file.
     config: dict[str, Any]
+    #: The run folder relative to the output folder, when not `trials/NAME`: `ganscope
+    #: bench` keeps its own layout, so that benchmarks started before it ran on this
+    #: engine resume.
+    folder: str | None = None
+
+    @property
+    def relative_dir(self) -> str:
+        return self.folder or f"{TRIALS}/{self.name}"
 
     def run_dir(self, out: Path) -> Path:
-        return Path(out) / TRIALS / self.name
+        return Path(out) / self.relative_dir
 
     @property
     def steps(self) -> int:

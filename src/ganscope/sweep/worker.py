@@ -21,7 +21,7 @@ from typing import Any, Literal, cast
 
 from ganscope.config import load_config
 from ganscope.errors import GanscopeError
-from ganscope.sweep.trials import TRIALS, Trial
+from ganscope.sweep.trials import Trial
 from ganscope.train.checkpoint import atomic_write_text
 from ganscope.train.log import jsonable
 from ganscope.train.resume import resume_or_create
@@ -67,7 +67,7 @@ def _entry(trial: Trial, status: Status, **fields: Any) -> dict[str, Any]:
     return {
         "format": 1, "key": trial.key, "name": trial.name, "values": trial.values, "protocol": trial.protocol,
         "overrides": list(trial.overrides), "status": status, "seeds": trial_seeds(trial), "steps": trial.steps,
-        "run_dir": f"{TRIALS}/{trial.name}", **fields,
+        "run_dir": trial.relative_dir, **fields,
         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
 
