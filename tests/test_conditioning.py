@@ -20,7 +20,13 @@ from ganscope.batch import Batch
 from ganscope.config import piece_params
 from ganscope.data import dataset_from_config
 from ganscope.errors import ConfigError, DataError
-from ganscope.nets.conditioning import AuxiliaryClassifier, ClassProjection, LabelChannels, LabelledInput
+from ganscope.nets.conditioning import (
+    AuxiliaryClassifier,
+    ClassNormGenerator,
+    ClassProjection,
+    LabelChannels,
+    LabelledInput,
+)
 from ganscope.nets.layers import StreamUser, attach_stream
 from ganscope.nets.modifiers import Packed
 from ganscope.schemes import SCHEMES, Parts
@@ -100,6 +106,28 @@ def test_cgan_feeds_one_hot_labels_to_both_players() -> None:
         d(images)
 
 
+def test_conditional_batch_norm_is_batch_norm_then_the_class_gain_and_shift() -> None:
+    scheme = scheme_of(["conditioning.name=projection", "conditioning.generator=batch-norm",
+                        "generator.batch_norm=true", "train.seeds=2", "noise.z_dim=4"])
+    g = scheme.generator
+    assert isinstance(g, ClassNormGenerator) and len(g.norms) == 3  # the mlp's 3 hidden layers
+    norm = g.norms[0]
+    with torch.no_grad():
+        norm.gain.normal_()
+        norm.shift.normal_()
+    x, labels = torch.randn(2, 6, 128), torch.randint(8, (2, 6))
+    norm.labels = labels
+    got = norm(x)
+    bn = norm.norm(x)  # the plain population batch norm (training mode)
+    expected = torch.stack([torch.stack([bn[s, n] * norm.gain[s, labels[s, n]] + norm.shift[s, labels[s, n]]
+                                         for n in range(6)]) for s in range(2)])
+    torch.testing.assert_close(got, expected)
+    # G reads the noise alone: the label acts through the norms only, and changes the samples.
+    z = torch.randn(2, 6, 4)
+    assert not torch.allclose(g(z, labels), g(z, (labels + 1) % 8))
+    assert all(n.labels is None for n in g.norms)  # the labels do not outlive the call
+
+
 def test_projection_adds_the_class_embedding_dot_features() -> None:
     scheme = scheme_of(["conditioning.name=projection", "train.seeds=2"])
     d = scheme.discriminator
@@ -163,11 +191,15 @@ def test_d_steps_fakes_carry_the_real_batchs_labels() -> None:
 
 
 @pytest.mark.parametrize(
-    ("conditioning", "scheme"), [*((c, "alternating") for c in CONDITIONINGS), ("cgan", "madgan"), ("acgan", "madgan")]
+    ("conditioning", "scheme"),
+    [*((c, "alternating") for c in CONDITIONINGS), ("cgan", "madgan"), ("acgan", "madgan"),
+     ("projection generator=batch-norm", "alternating"), ("cgan generator=batch-norm", "madgan")],
 )
 def test_conditional_seed_in_a_population_equals_seed_alone(conditioning: str, scheme: str) -> None:
-    base = ["train.batch_size=16", f"conditioning.name={conditioning}", "regularizers=[{name: gradient-penalty}]",
-            "objective.name=wgan-gp", f"scheme.name={scheme}"]
+    name, *options = conditioning.split()
+    norms = ["generator.batch_norm=true"] if options else []
+    base = ["train.batch_size=16", f"conditioning.name={name}", *(f"conditioning.{o}" for o in options), *norms,
+            "regularizers=[{name: gradient-penalty}]", "objective.name=wgan-gp", f"scheme.name={scheme}"]
     both = scheme_of([*base, "train.seeds=[1,3]"])
     alone = scheme_of([*base, "train.seeds=[3]"])
     for _ in range(10):
@@ -193,6 +225,8 @@ def test_unrolled_trains_with_acgans_class_loss_under_the_surrogate_d() -> None:
         (["conditioning.name=cgan", "scheme.name=madgan", "scheme.share_layers=true"], "share_layers=false"),
         (["conditioning.name=acgan", "d_modifiers=[{name: pack}]"], "drop one of the two"),
         (["conditioning.name=bogus"], "unknown conditioning 'bogus'"),
+        (["conditioning.name=cgan", "conditioning.generator=batch-norm"],
+         "generator mlp has none; set generator.batch_norm=true"),
     ],
 )
 def test_bad_conditioning_configs_say_why(overrides: list[str], message: str) -> None:
@@ -228,9 +262,11 @@ def test_network_streams_are_attached_and_checkpointed(tmp_path: Path, tiny_over
     run.load_state_dict(old)
 
 
-@pytest.mark.parametrize("conditioning", ["projection", "acgan"])
+@pytest.mark.parametrize("conditioning", ["projection", "acgan", "cgan generator=batch-norm"])
 def test_conditional_resume_is_bit_exact(tmp_path: Path, tiny_overrides: list[str], conditioning: str) -> None:
-    base = [*tiny_overrides, f"conditioning.name={conditioning}"]
+    name, *options = conditioning.split()
+    base = [*tiny_overrides, f"conditioning.name={name}", *(f"conditioning.{o}" for o in options),
+            *(["generator.batch_norm=true"] if options else [])]
     straight = ganscope.Run.create(ganscope.load_config(overrides=[*base, "train.steps=40"]), tmp_path / "a")
     straight.fit(progress=False)
     first = ganscope.Run.create(ganscope.load_config(overrides=[*base, "train.steps=20"]), tmp_path / "b")

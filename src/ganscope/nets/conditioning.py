@@ -24,26 +24,34 @@ modes, so the oracle checks whether G made what it was asked for (label fidelity
   and which acts on both players. Its class logits cost one more pass of D over the
   batch (its realness pass stays the objective's).
 
-Conditional batch norm in G (de Vries et al. 2017; Miyato & Koyama's G) is not offered:
-G is conditioned through its input in all three.
+How G sees the label is the option `generator` of all three: `input` (default, as
+above) or `batch-norm`, categorical conditional batch norm (de Vries et al. 2017,
+"Modulating early visual processing by language", Sec. 3; the conditional G of Miyato &
+Koyama 2018, Sec. 5, after Dumoulin et al. 2017): G's input is the noise alone and every
+batch norm of G is followed by a per-class gain and shift, y = BN(x) g[y] + b[y] with g
+and b one vector per class and seed, initialised to 1 and 0 (so G starts as the
+unconditional G). With the batch norm's own affine the per-class gain is the product
+gamma g[y], which spans the same per-class affine maps. G must have batch norm (`dcgan`,
+or `mlp` with `batch_norm: true`).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
 from pydantic import PositiveFloat
 from torch import nn
 
-from ganscope.config import Config
+from ganscope.config import Config, piece_params
 from ganscope.nets.base import CONDITIONINGS
 from ganscope.nets.discriminator import Discriminator
 from ganscope.batch import Batch
-from ganscope.nets.layers import PopulationModule, at_least_float32
+from ganscope.nets.conv import PopBatchNorm2d
+from ganscope.nets.layers import PopBatchNorm, PopulationModule, at_least_float32
 from ganscope.objectives.base import per_seed_mean
 from ganscope.registry import Params
 from ganscope.regularizers.base import Critic, Regularizer, RegularizerParams
@@ -116,6 +124,59 @@ class ClassProjection(PopulationModule):
         return (embedded.to(features.dtype) * features).sum(dim=-1, keepdim=True)
 
 
+class ClassBatchNorm(PopulationModule):
+    """A population batch norm followed by a per-class gain and shift: BN(x) g[s, y] + b[s,
+    y] for inputs (S, N, C, ...), g and b (S, K, C), the class y of each sample set in
+    `labels` (S, N) by `ClassNormGenerator` before G runs."""
+
+    def __init__(self, norm: nn.Module, n_classes: int) -> None:
+        super().__init__()
+        self.norm = norm
+        n_seeds, channels = norm.weight.shape[0], norm.weight.shape[-1]
+        self.gain = nn.Parameter(torch.ones(n_seeds, n_classes, channels))
+        self.shift = nn.Parameter(torch.zeros(n_seeds, n_classes, channels))
+        self.labels: torch.Tensor | None = None
+
+    def reset_parameters(self, generators: Sequence[torch.Generator]) -> None:
+        with torch.no_grad():
+            self.gain.fill_(1.0)
+            self.shift.zero_()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.labels is None:
+            raise ValueError("a class-conditional batch norm needs the samples' labels")
+        y = self.norm(x)
+        seeds = torch.arange(self.labels.shape[0], device=self.labels.device)[:, None]
+        gain, shift = self.gain[seeds, self.labels], self.shift[seeds, self.labels]  # (S, N, C)
+        trailing = (1,) * (y.dim() - 3)
+        return y * gain.view(*gain.shape, *trailing) + shift.view(*shift.shape, *trailing)
+
+
+class ClassNormGenerator(nn.Module):
+    """G(z, y) = inner(z) with every batch norm of `inner` made class-conditional
+    (`ClassBatchNorm`): the labels reach them for the length of one call."""
+
+    def __init__(self, inner: nn.Module, n_classes: int) -> None:
+        super().__init__()
+        norms = [(parent, name, child) for parent in inner.modules() for name, child in parent.named_children()
+                 if isinstance(child, PopBatchNorm | PopBatchNorm2d)]
+        if not norms:
+            raise ValueError("conditional batch norm needs a generator with batch norm")
+        for parent, name, child in norms:
+            setattr(parent, name, ClassBatchNorm(child, n_classes))
+        self.inner = inner
+        self.norms = [m for m in inner.modules() if isinstance(m, ClassBatchNorm)]
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        for norm in self.norms:
+            norm.labels = labels
+        try:
+            return self.inner(z)
+        finally:
+            for norm in self.norms:
+                norm.labels = None
+
+
 class AuxiliaryClassifier(nn.Module):
     """An unconditional D with `n_classes` more outputs: `forward` gives the objective's
     `n_outputs` logits, `classify` the class logits (AC-GAN's auxiliary classifier)."""
@@ -142,6 +203,12 @@ class ConditioningParams(Params):
     pass
 
 
+class LabelledParams(ConditioningParams):
+    #: How G sees the label: `input` (one-hot joined to the noise) or `batch-norm`
+    #: (categorical conditional batch norm in every batch norm of G).
+    generator: Literal["input", "batch-norm"] = "input"
+
+
 class Conditioning:
     """How a run's networks see labels; the base class is the unconditional case."""
 
@@ -153,7 +220,10 @@ class Conditioning:
         self.n_classes = n_classes or 0
 
     def generator(self, build: GeneratorBuilder, z_dim: int) -> nn.Module:
-        """G(z, y): the configured generator fed concat(z, one_hot(y))."""
+        """G(z, y): the configured generator fed concat(z, one_hot(y)), or with
+        `generator: batch-norm` fed z, its batch norms conditional on y."""
+        if getattr(self.params, "generator", "input") == "batch-norm":
+            return ClassNormGenerator(build(z_dim), self.n_classes)
         return LabelledInput(build(z_dim + self.n_classes), self.n_classes)
 
     def discriminator(self, build: DiscriminatorBuilder, sample_shape: tuple[int, ...], n_outputs: int) -> nn.Module:
@@ -172,6 +242,12 @@ class Conditioning:
         if cls.conditional and scheme not in CONDITIONAL_SCHEMES:
             return (f"conditioning {cfg.conditioning.name} works with the {', '.join(CONDITIONAL_SCHEMES)} schemes; "
                     f"scheme {scheme} does not pass labels yet: use scheme.name=alternating")
+        if getattr(params, "generator", "input") == "batch-norm":
+            generator = piece_params(cfg, "generator")
+            if not getattr(generator, "batch_norm", False):
+                return (f"conditioning.generator=batch-norm makes G's batch norms conditional, and generator "
+                        f"{cfg.generator.name} has none; set generator.batch_norm=true (mlp, dcgan) or use "
+                        f"conditioning.generator=input")
         return None
 
 
@@ -184,7 +260,7 @@ class Unconditional(Conditioning):
 
 
 @CONDITIONINGS.register("cgan", "CGAN: one-hot label joined to G's noise and to D's input (Mirza & Osindero 2014)",
-                        ConditioningParams)
+                        LabelledParams)
 class ConcatConditioning(Conditioning):
     def discriminator(self, build: DiscriminatorBuilder, sample_shape: tuple[int, ...], n_outputs: int) -> nn.Module:
         wider = (sample_shape[0] + self.n_classes, *sample_shape[1:])
@@ -192,7 +268,7 @@ class ConcatConditioning(Conditioning):
 
 
 @CONDITIONINGS.register("projection", "projection D: psi(phi(x)) + <V y, phi(x)>; G as cgan (Miyato & Koyama 2018)",
-                        ConditioningParams)
+                        LabelledParams)
 class ProjectionConditioning(Conditioning):
     def discriminator(self, build: DiscriminatorBuilder, sample_shape: tuple[int, ...], n_outputs: int) -> nn.Module:
         net = build(sample_shape, n_outputs)
@@ -210,7 +286,7 @@ class ProjectionConditioning(Conditioning):
         return super().check_config(params, cfg)
 
 
-class ACGANParams(ConditioningParams):
+class ACGANParams(LabelledParams):
     class_weight: PositiveFloat = 1.0
 
 
