@@ -69,7 +69,8 @@ def test_protocol_groups_name_every_protocol_of_a_kind() -> None:
     every = ["ring", "grid", "stacked-digits", "stacked-mnist", "mnist-conditional", "stacked-mnist-conditional"]
     assert bench.protocols_named("all") == every
     assert [(j.protocol, j.method) for j in bench.plan("all", ["gan"], seeds=1)] == [(p, "gan") for p in every]
-    assert [j.method for j in bench.plan("conditional", seeds=1)] == ["gan", "cgan", "projection", "acgan"] * 2
+    conditional = ["gan", "cgan", "projection", "acgan", "projection-cbn"]
+    assert [j.method for j in bench.plan("conditional", seeds=1)] == conditional * 2
 
 
 @pytest.fixture

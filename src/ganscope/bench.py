@@ -521,6 +521,9 @@ METHODS: dict[str, Method] = _by_name(
            ("conditioning.name=projection",), kinds=_CONDITIONAL),
     Method("acgan", "AC-GAN: auxiliary classifier, class loss for both players (Odena et al. 2017)",
            ("conditioning.name=acgan",), kinds=_CONDITIONAL),
+    Method("projection-cbn", "projection discriminator, G with class-conditional batch norm (Miyato & Koyama "
+           "2018, de Vries et al. 2017)", ("conditioning.name=projection", "conditioning.generator=batch-norm"),
+           kinds=_CONDITIONAL),
 )
 
 
