@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 import ganscope
+from ganscope import bench
 from ganscope.cli import main
 from ganscope.errors import ConfigError
 from ganscope.sweep import SweepResult, load_sweep, plan, run_sweep, validate_sweep
@@ -177,5 +178,11 @@ def test_ray_backend_trains_reports_and_resumes(tmp_path: Path, base: list[str])
             assert len(entry["scores"]) == 2 and (out / entry["run_dir"] / TRIAL_JSON).is_file()
         again = run_sweep(path, out, progress=False)
         assert again.ran == 0 and again.skipped == 2
+        # `ganscope bench` runs on the same engine and backend: two populations, one table.
+        jobs = bench.plan("ring", ["gan", "pacgan2"], seeds=2, steps=20)
+        result = bench.run_benchmark(jobs, tmp_path / "bench", progress=False, backend="ray")
+        assert (result.ran, result.skipped) == (2, 0)
+        assert [(e["method"], len(e["scores"])) for e in result.entries] == [("gan", 2), ("pacgan2", 2)]
+        assert all((job.run_dir(tmp_path / "bench") / TRIAL_JSON).is_file() for job in jobs)
     finally:
         ray.shutdown()

@@ -69,7 +69,7 @@ import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from ganscope.config import Config, load_config, piece_params
 from ganscope.data.oracle import STACKED_PROTOCOL_SAMPLES
@@ -78,6 +78,7 @@ from ganscope.metrics.modes import mean_std
 from ganscope.seed_ranges import DEFAULT_BASE_SEED, EVALUATION_SEEDS, TUNING_SEEDS, span
 from ganscope.train.checkpoint import atomic_write_text
 from ganscope.train.log import jsonable
+from ganscope.sweep.spec import ResourcesSpec
 from ganscope.sweep.trials import Trial
 from ganscope.sweep.worker import TRIAL_JSON
 
@@ -742,13 +743,20 @@ class BenchResult:
                 "skipped": self.skipped, "entries": self.entries}
 
 
-def run_benchmark(jobs: list[Job], out: Path, progress: bool = True, workers: int = 0) -> BenchResult:
-    """Run every job not yet in `out/protocols.json` on the sweep engine's local backend
-    (`workers` processes at a time; 0: in this process), saving the table after each;
-    progress and one result line per job go to stderr. A job that fails is recorded in
-    its run folder's `trial.json` and the others go on; the failures are raised at the end
+def run_benchmark(jobs: list[Job], out: Path, progress: bool = True, workers: int | None = None,
+                  backend: Literal["local", "ray"] = "local", address: str | None = None,
+                  resources: ResourcesSpec | None = None) -> BenchResult:
+    """Run every job not yet in `out/protocols.json` as a trial of the sweep engine, saving
+    the table after each; progress and one result line per job go to stderr.
+
+    `local`: `workers` processes at a time (0 or None: in this process). `ray`: a Ray Tune
+    experiment, `resources` per population (default one CPU), `workers` at a time at most,
+    on the cluster at `address` (default: a local Ray). A job that fails is recorded in its
+    run folder's `trial.json` and the others go on; the failures are raised at the end
     (`BenchFailed`), and the same command trains them again."""
+    from ganscope.sweep import run_on_ray
     from ganscope.sweep.local import run_local
+    from ganscope.sweep.worker import read_entry
 
     out = Path(out)
     entries = load_entries(out / JSON_NAME)
@@ -786,7 +794,20 @@ def run_benchmark(jobs: list[Job], out: Path, progress: bool = True, workers: in
             print(f"{head(key)}: already in {out / JSON_NAME}, skipped", file=sys.stderr)
         else:
             pending.append(job_trial(job))
-    run_local(pending, out, announce, record, workers, progress=progress)
+    if backend == "local":
+        run_local(pending, out, announce, record, workers or 0, progress=progress)
+    elif pending:
+        for trial in pending:
+            announce(trial)
+        try:
+            run_on_ray([job_trial(job) for job in jobs], pending, out, metric="modes_covered", mode="max",
+                       resources=resources or ResourcesSpec(), address=address, workers=workers, retry_failed=True,
+                       progress=progress)
+        finally:  # what finished before an interruption enters the table too
+            for trial in pending:
+                entry = read_entry(trial, out)
+                if entry is not None and entry["status"] in ("ok", "failed"):
+                    record(entry)
     if not ran:
         save_entries(out, entries)  # re-render, e.g. after a change of the table's layout
     if failed:

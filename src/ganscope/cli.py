@@ -51,6 +51,17 @@ positive_int = _int_at_least(1)
 non_negative_int = _int_at_least(0)
 
 
+def resource_amount(text: str) -> float:
+    """An argparse type: a Ray resource amount, a number >= 0 (a fraction shares a device)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value >= 0.0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more (got {text})")
+    return value
+
+
 def truncation_psi(text: str) -> float:
     """An argparse type: a truncation psi, a number in [0, 1]."""
     try:
@@ -511,7 +522,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from ganscope.bench import plan, render_markdown, run_benchmark
 
     jobs = plan(args.protocol, args.methods, args.budget, args.seeds, args.steps, args.base_seed)
-    result = run_benchmark(jobs, output_folder(args.out), progress=not args.quiet, workers=args.workers)
+    from ganscope.sweep.spec import ResourcesSpec
+
+    resources = ResourcesSpec(cpu=args.cpus_per_population, gpu=args.gpus_per_population)
+    result = run_benchmark(jobs, output_folder(args.out), progress=not args.quiet, workers=args.workers,
+                           backend=args.backend, address=args.address, resources=resources)
     if args.json:
         _print_json(result.to_dict())
     else:
@@ -680,9 +695,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--out", type=Path, default=Path("runs") / "bench",
                    help="folder for protocols.json, protocols.md and the run folders (default runs/bench); "
                    "entries already in its protocols.json are skipped")
-    p.add_argument("--workers", type=non_negative_int, default=0,
-                   help="populations trained at a time by worker processes of the sweep engine's local backend "
-                   "(default 0: one at a time in this process)")
+    p.add_argument("--backend", choices=["local", "ray"], default="local",
+                   help="the sweep engine's backend that trains the populations (default local)")
+    p.add_argument("--workers", type=non_negative_int,
+                   help="populations trained at a time (local: worker processes, default 0: one at a time in this "
+                        "process; ray: at most this many, default as the cluster's resources allow)")
+    p.add_argument("--address", help="ray: a running cluster to connect to, e.g. auto (default: a local Ray)")
+    p.add_argument("--cpus-per-population", type=resource_amount, default=1.0,
+                   help="ray: CPUs per population, also its torch threads (default 1)")
+    p.add_argument("--gpus-per-population", type=resource_amount, default=0.0,
+                   help="ray: GPUs per population (default 0)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
 

@@ -38,7 +38,7 @@ from ganscope.sweep.results import (
     save,
     write_compare,
 )
-from ganscope.sweep.spec import METRICS, Sweep, load_sweep, validate_sweep
+from ganscope.sweep.spec import METRICS, ResourcesSpec, SchedulerSpec, Sweep, load_sweep, validate_sweep
 from ganscope.sweep.worker import TRIAL_JSON, SweepInterrupted, read_entry
 from ganscope.train.checkpoint import atomic_write_text
 
@@ -142,7 +142,9 @@ def run_sweep(
             run_local(pending, out, _announce(trials, out), record, 0 if workers is None else workers,
                       sweep.spec.threads, progress)
         elif pending:
-            _ray(sweep, trials, pending, out, address or sweep.spec.address, workers, retry_failed, progress)
+            run_on_ray(trials, pending, out, metric=sweep.metric, mode=sweep.mode, resources=sweep.spec.resources,
+                       scheduler=sweep.spec.scheduler, address=address or sweep.spec.address, workers=workers,
+                       retry_failed=retry_failed, progress=progress)
     finally:
         entries = collect(trials, out)
         json_path, markdown_path = save(sweep, entries, out)
@@ -151,8 +153,11 @@ def run_sweep(
                        markdown_path, write_compare(sweep, entries, out))
 
 
-def _ray(sweep: Sweep, trials: list[Trial], pending: list[Trial], out: Path, address: str | None,
-         workers: int | None, retry_failed: bool, progress: bool) -> None:
+def run_on_ray(trials: list[Trial], pending: list[Trial], out: Path, *, metric: str, mode: str,
+               resources: ResourcesSpec, scheduler: SchedulerSpec | None = None, address: str | None = None,
+               workers: int | None = None, retry_failed: bool = False, progress: bool = True) -> None:
+    """The Ray backend (`ganscope.sweep.ray_backend.run_ray`), refused in one line when Ray
+    Tune is not installed."""
     try:
         from ganscope.sweep.ray_backend import run_ray
     except ImportError as err:
@@ -160,5 +165,5 @@ def _ray(sweep: Sweep, trials: list[Trial], pending: list[Trial], out: Path, add
             raise
         raise ConfigError("backend ray needs Ray Tune: pip install 'ganscope[ray]' (or 'ray[tune]>=2.9'), or use "
                           "backend: local") from None
-    run_ray(sweep, trials, pending, out, address=address, workers=workers, retry_failed=retry_failed,
-            progress=progress)
+    run_ray(trials, pending, out, metric=metric, mode=mode, resources=resources, scheduler=scheduler, address=address,
+            workers=workers, retry_failed=retry_failed, progress=progress)

@@ -32,7 +32,7 @@ from ray import tune
 from ganscope.errors import GanscopeError
 from ganscope.sweep.trials import Trial
 from ganscope.sweep.results import metric_values
-from ganscope.sweep.spec import Sweep
+from ganscope.sweep.spec import ResourcesSpec, SchedulerSpec
 from ganscope.sweep.worker import (
     TRIAL_JSON,
     Records,
@@ -126,17 +126,19 @@ def _interrupted(grid: Any) -> bool:
     return grid.num_terminated + grid.num_errors < len(grid)
 
 
-def run_ray(sweep: Sweep, trials: list[Trial], pending: list[Trial], out: Path, *, address: str | None = None,
+def run_ray(trials: list[Trial], pending: list[Trial], out: Path, *, metric: str, mode: str,
+            resources: ResourcesSpec, scheduler: SchedulerSpec | None = None, address: str | None = None,
             workers: int | None = None, retry_failed: bool = False, progress: bool = True) -> None:
     """Train `pending` (of the plan's `trials`) as a Tune experiment, restoring the one an
-    earlier call left unfinished; connects to `address` (a running cluster) unless Ray is
-    already initialised, else starts a local one."""
+    earlier call left unfinished, each trial with `resources` and reporting the population's
+    mean `metric` (better when `mode`: max or min) at every evaluation to the `scheduler`,
+    if any; connects to `address` (a running cluster) unless Ray is already initialised,
+    else starts a local one."""
     out = Path(out).resolve()
     storage = out / RAY
     storage.mkdir(parents=True, exist_ok=True)
     table = {t.name: t for t in trials}
-    resources = sweep.spec.resources
-    fn = tune.with_parameters(trainable, trials=table, out=str(out), metric=sweep.metric, mode=sweep.mode,
+    fn = tune.with_parameters(trainable, trials=table, out=str(out), metric=metric, mode=mode,
                               threads=max(1, int(resources.cpu)), retry_failed=retry_failed)
     fn = tune.with_resources(fn, {"cpu": resources.cpu, "gpu": resources.gpu})
     started_here = not ray.is_initialized()
@@ -159,17 +161,16 @@ def run_ray(sweep: Sweep, trials: list[Trial], pending: list[Trial], out: Path, 
         attempt = state.get("attempt", 0) + 1 if state else 0
         name = f"{_name(pending)}-{attempt}"
         state_path.write_text(json.dumps({"name": name, "keys": [t.key for t in pending], "attempt": attempt}) + "\n")
-        scheduler = None
-        if sweep.spec.scheduler is not None:
+        asha = None
+        if scheduler is not None:
             from ray.tune.schedulers import ASHAScheduler
 
-            spec = sweep.spec.scheduler
-            scheduler = ASHAScheduler(time_attr="step", max_t=max(t.steps for t in pending),
-                                      grace_period=spec.grace_period, reduction_factor=spec.reduction_factor)
+            asha = ASHAScheduler(time_attr="step", max_t=max(t.steps for t in pending),
+                                 grace_period=scheduler.grace_period, reduction_factor=scheduler.reduction_factor)
         tuner = tune.Tuner(
             fn,
             param_space={"trial": tune.grid_search([t.name for t in pending])},
-            tune_config=tune.TuneConfig(metric=sweep.metric, mode=sweep.mode, scheduler=scheduler,
+            tune_config=tune.TuneConfig(metric=metric, mode=mode, scheduler=asha,
                                         max_concurrent_trials=workers or None),
             run_config=tune.RunConfig(name=name, storage_path=str(storage), callbacks=[Recorder(table, out)],
                                       verbose=1 if progress else 0),
