@@ -19,6 +19,7 @@ from ganscope.distributed import World
 from ganscope.errors import ConfigError
 from ganscope.seeding import PopulationRandom, SharedRandom
 from ganscope.train import Run
+from ganscope.train.run import resume_command
 
 
 def test_a_share_is_the_rank_s_contiguous_slice_of_the_batch_axis() -> None:
@@ -84,6 +85,15 @@ def test_one_process_averages_and_broadcasts_nothing() -> None:
     out = {"d_loss": torch.tensor([1.0, 2.0])}
     assert distributed.average_step(out, True) == (out, True)
     assert distributed.from_leader("mine") == "mine"
+
+
+def test_messages_name_the_launch_that_continues_the_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert resume_command(Path("runs/a")) == "ganscope resume runs/a"
+    monkeypatch.setattr(distributed, "_current", World(rank=0, size=4))
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")
+    assert resume_command(Path("runs/a")) == "torchrun --nproc_per_node=4 -m ganscope resume runs/a"
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")  # two nodes of two
+    assert resume_command(Path("runs/a")).endswith("resume runs/a on every node with its rendezvous flags")
 
 
 # ---- two gloo processes ------------------------------------------------------------------

@@ -20,6 +20,7 @@ from __future__ import annotations
 import atexit
 import json
 import math
+import os
 import shutil
 import signal
 import sys
@@ -91,13 +92,23 @@ class Evaluated(NamedTuple):
     labels: torch.Tensor | None = None  # (S, n) the classes a conditional G was asked for
 
 
+def resume_command(run_dir: Path) -> str:
+    """The command that continues `run_dir` as this process's launch trained it."""
+    world = distributed.current()
+    if not world.parallel:
+        return f"ganscope resume {run_dir}"
+    per_node = int(os.environ.get("LOCAL_WORLD_SIZE", world.size))
+    nodes = "" if per_node == world.size else " on every node with its rendezvous flags"
+    return f"torchrun --nproc_per_node={per_node} -m ganscope resume {run_dir}{nodes}"
+
+
 class Interrupted(GanscopeError):
     """SIGINT or SIGTERM arrived; the run saved a checkpoint and stopped."""
 
     def __init__(self, run_dir: Path, step: int, signum: int) -> None:
         self.signum = signum
         super().__init__(
-            f"interrupted at step {step}; checkpoint saved; continue with `ganscope resume {run_dir}`"
+            f"interrupted at step {step}; checkpoint saved; continue with `{resume_command(run_dir)}`"
         )
 
 
@@ -694,7 +705,7 @@ class Run:
         summary = self.finish(elapsed, steps_done, diverged=divergence)
         after = f" after {self.rollbacks} rollback(s)" if self.rollbacks else ""
         fix = ("train again with lower optimizer.*.lr" if self.cfg.train.on_divergence == "rollback"
-               else f"continue with `ganscope resume {self.run_dir} -s train.on_divergence=rollback` "
+               else f"continue with `{resume_command(self.run_dir)} -s train.on_divergence=rollback` "
                f"or train again with lower optimizer.*.lr")
         raise Diverged(
             f"training diverged at step {divergence.step}{after} ({divergence.describe()}); the last finite "
