@@ -170,6 +170,22 @@ def test_rank_zero_alone_writes_a_complete_resumable_folder(runs: dict[str, Path
     assert Run.open(two).sample(5).shape == (2, 5, 2)
 
 
+def test_two_processes_train_an_image_population_as_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # DCGANs on 8x8 digits with batch norm in both players, synchronised: the statistics,
+    # the shares of real images and noise, and the averaged gradients add up to the full
+    # batch's. The oracle is trained once into a cache both launches read.
+    monkeypatch.setenv("GANSCOPE_CACHE", str(tmp_path / "cache"))
+    common = ["data.name=digits", "generator.name=dcgan", "discriminator.name=dcgan", "noise.z_dim=16",
+              "generator.width=8", "discriminator.width=8", "train.batch_size=16", "train.steps=6", "train.seeds=2",
+              "train.log_every=2", "train.eval_every=6", "train.eval_samples=200", "train.device=cpu",
+              "train.distributed.sync_batch_norm=true"]
+    _launch(["train", "-q", "-o", str(tmp_path / "one"), "-s", *common], 1)
+    _launch(["train", "-q", "-o", str(tmp_path / "two"), "-s", *common], 2)
+    one, two = _train_records(tmp_path / "one"), _train_records(tmp_path / "two")
+    assert len(one) == 6 and _close(one, two) < TOLERANCE
+    assert (tmp_path / "two" / "report.html").is_file()
+
+
 def test_only_training_commands_run_under_torchrun(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
