@@ -18,13 +18,17 @@ in a subprocess, as a user would:
    (28x28) trains and reports label preservation both ways;
 6. speed: `benchmarks/speed.py --model dcgan --device cuda --populations 1 8` against the
    eager loop on the same GPU; target: a population of 8 at >= 3x the eager loop's
+   seed-steps per second;
+7. data-parallel (on a machine with 2 or more GPUs; gloo on the CPU in the dry run):
+   `torchrun --nproc_per_node=2 -m ganscope train` with synchronised batch norm equals one
+   process with the full batch (train losses within 1e-4, relative), and both runs'
    seed-steps per second.
 
 Each check records pass or fail, its numbers, its seconds and the error text; the report
 goes to `--out`/gpu_checks.json (default `$OUT`, else ./gpu_checks) with every command's
 output under `--out`/logs, and the exit code is 1 when any check fails. Without CUDA the
-script stops at once with one line. `--device cpu --quick` is the dry run of checks 0-5 on
-the CPU with tiny networks (the speed check needs the GPU and is skipped):
+script stops at once with one line. `--device cpu --quick` is the dry run of checks 0-5 and
+7 on the CPU with tiny networks (the speed check needs the GPU and is skipped):
 
     python benchmarks/gpu_checks.py                      # on the GPU machine
     python benchmarks/gpu_checks.py --device cpu --quick # dry run anywhere
@@ -56,6 +60,9 @@ HERE = Path(__file__).resolve().parent
 SPEED_TARGET = 3.0
 #: Seconds one command may take before its check fails as hung.
 COMMAND_TIMEOUT = 300
+#: How far two data-parallel processes may stray from one process (relative, train losses):
+#: the all-reduce sums two half-batch gradients where one process sums the whole batch.
+DATA_PARALLEL_TOLERANCE = 1e-4
 
 
 @dataclass(frozen=True)
@@ -254,6 +261,26 @@ class Checks:
         return numbers
 
 
+    def data_parallel(self) -> dict[str, Any]:
+        steps, synced = self.sizes.steps // 2, "train.distributed.sync_batch_norm=true"
+        one, two = self.work / "parallel-1", self.work / "parallel-2"
+        alone = self.train(one, steps, synced)
+        self.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m",
+                  "ganscope", "train", "-q", "-o", str(two), "-s", *self.overrides(steps, synced)])
+        split = json.loads((two / "summary.json").read_text())
+        a, b = ([json.loads(line) for line in (d / "metrics.jsonl").read_text().splitlines()] for d in (one, two))
+        a, b = ([r for r in records if r["kind"] == "train"] for records in (a, b))
+        if [(r["step"], r["seed"]) for r in a] != [(r["step"], r["seed"]) for r in b]:
+            raise CheckFailed("the two-process run logged other steps than the one-process run")
+        gap = max(abs(x[k] - y[k]) / (1 + abs(x[k])) for x, y in zip(a, b) for k in x if isinstance(x[k], float))
+        numbers = {"max_relative_difference": gap, "seed_steps_per_s_1": alone["seed_steps_per_s"],
+                   "seed_steps_per_s_2": split["seed_steps_per_s"]}
+        if gap > DATA_PARALLEL_TOLERANCE:
+            raise CheckFailed(f"two processes differ from one by {gap:.2g} (relative), above "
+                              f"{DATA_PARALLEL_TOLERANCE:g}", numbers)
+        return numbers
+
+
 def finite_losses(records: list[dict[str, Any]]) -> dict[str, Any]:
     """The train records' losses, checked finite: how many records, and the last ones."""
     train = [r for r in records if r["kind"] == "train"]
@@ -305,7 +332,7 @@ def main() -> int:
     p.add_argument("--out", type=Path, default=Path(os.environ.get("OUT") or "gpu_checks"),
                    help="folder for gpu_checks.json and logs/ (default $OUT, else ./gpu_checks)")
     p.add_argument("--device", choices=["cuda", "cpu"], default="cuda",
-                   help="cpu: the dry run of checks 0-5 (no speed check)")
+                   help="cpu: the dry run of checks 0-5 and 7 (no speed check)")
     p.add_argument("--quick", action="store_true", help="tiny networks and few steps (the dry run's sizes)")
     a = p.parse_args()
     if a.device == "cuda" and not torch.cuda.is_available():
@@ -328,6 +355,10 @@ def main() -> int:
         skipped = [] if a.device == "cuda" else ["speed (needs the GPU)"]
         if not skipped:
             plan.append(("speed", checks.speed))
+        if a.device == "cuda" and torch.cuda.device_count() < 2:
+            skipped.append(f"data-parallel (needs 2 GPUs, this machine has {torch.cuda.device_count()})")
+        else:
+            plan.append(("data-parallel", checks.data_parallel))
         results = [record(name, check) for name, check in plan]
     report = {"environment": environment(a.device), "quick": a.quick, "sizes": asdict(checks.sizes),
               "seconds": round(time.perf_counter() - started, 1), "passed": all(r["passed"] for r in results),
