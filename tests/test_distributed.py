@@ -1,5 +1,6 @@
 """Data-parallel runs under torchrun: shares of the batch, the streams they come from, the
-refusals, and two gloo processes on the CPU against one process with the full batch."""
+refusals, and two gloo processes on the CPU training an image population against one
+process with the full batch."""
 
 from __future__ import annotations
 
@@ -107,8 +108,8 @@ def _train_records(run_dir: Path) -> list[dict]:
     return [r for r in map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines()) if r["kind"] == "train"]
 
 
-def _launch(args: list[str], processes: int) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+def _launch(args: list[str], processes: int, cache: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "GANSCOPE_CACHE": str(cache)}
     if processes == 1:
         command = [sys.executable, "-m", "ganscope", *args]
     else:
@@ -127,35 +128,36 @@ def _close(a: list[dict], b: list[dict]) -> float:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """A small points population with batch norm in G and a gradient penalty on D, trained by one process,
-    by two with synchronised batch norm (20 steps, and 10 then resumed to 20), and by two
-    with per-process statistics."""
+    """A DCGAN population on 8x8 digits, G with synchronised batch norm and D with a
+    gradient penalty, trained by one process and by two (10 steps, and 5 then resumed to
+    10); the digits oracle is trained once into a cache every launch reads."""
     root = tmp_path_factory.mktemp("ddp")
-    common = ["train.device=cpu", "train.seeds=2", "train.batch_size=32", "train.lr_schedule=constant",
-              "generator.hidden=32", "generator.depth=2", "discriminator.hidden=32", "discriminator.depth=2",
-              "generator.batch_norm=true", "noise.z_dim=8",
-              "regularizers=[{name: gradient-penalty, weight: 1.0}]",
-              "train.eval_samples=300", "train.log_every=2", "train.eval_every=10", "train.checkpoint_every=10"]
-    synced = [*common, "train.distributed.sync_batch_norm=true"]
-    _launch(["train", "-q", "-o", str(root / "one"), "-s", *synced, "train.steps=20"], 1)
-    two = _launch(["train", "-q", "-o", str(root / "two"), "-s", *synced, "train.steps=20"], 2)
-    _launch(["train", "-q", "-o", str(root / "resumed"), "-s", *synced, "train.steps=10"], 2)
-    _launch(["resume", "-q", str(root / "resumed"), "-s", "train.steps=20"], 2)
-    _launch(["train", "-q", "-o", str(root / "own-stats"), "-s", *common, "train.steps=20"], 2)
+    cache = root / "cache"
+    common = ["data.name=digits", "generator.name=dcgan", "discriminator.name=dcgan", "discriminator.batch_norm=false",
+              "regularizers=[{name: gradient-penalty, weight: 1.0}]", "noise.z_dim=16", "generator.width=8",
+              "discriminator.width=8", "train.batch_size=16", "train.seeds=2", "train.lr_schedule=constant",
+              "train.log_every=1", "train.eval_every=5", "train.checkpoint_every=5", "train.eval_samples=200",
+              "train.device=cpu", "train.distributed.sync_batch_norm=true"]
+    _launch(["train", "-q", "-o", str(root / "one"), "-s", *common, "train.steps=10"], 1, cache)
+    two = _launch(["train", "-q", "-o", str(root / "two"), "-s", *common, "train.steps=10"], 2, cache)
+    _launch(["train", "-q", "-o", str(root / "resumed"), "-s", *common, "train.steps=5"], 2, cache)
+    _launch(["resume", "-q", str(root / "resumed"), "-s", "train.steps=10"], 2, cache)
     (root / "two.out").write_text(two.stdout + two.stderr)
-    return {name: root / name for name in ("one", "two", "resumed", "own-stats", "two.out")}
+    return {name: root / name for name in ("one", "two", "resumed", "two.out", "cache")}
 
 
 def test_two_processes_equal_one_with_the_full_batch(runs: dict[str, Path]) -> None:
+    # The shares of real images, noise and interpolation weights, the synchronised batch
+    # statistics and the averaged gradients add up to the full batch's: per-process
+    # statistics alone put the losses 100x the tolerance apart (measured on points).
     one, two = _train_records(runs["one"]), _train_records(runs["two"])
-    assert len(one) == 20  # 10 log lines x 2 seeds
+    assert len(one) == 20  # 10 steps x 2 seeds
+    assert "penalty_gradient-penalty" in one[0]
     assert _close(one, two) < TOLERANCE
-    assert "penalty_gradient-penalty" in one[0]  # the penalties' interpolation weights are shared too
-    # Per-process batch statistics are a different run: the check above can fail.
-    assert _close(one, _train_records(runs["own-stats"])) > 100 * TOLERANCE
 
 
-def test_rank_zero_alone_writes_a_complete_resumable_folder(runs: dict[str, Path]) -> None:
+def test_rank_zero_alone_writes_a_complete_resumable_folder(runs: dict[str, Path],
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     two = runs["two"]
     for name in ("config.yaml", "checkpoint.pt", "metrics.jsonl", "summary.json", "report.html",
                  "generator.safetensors", "samples.npy"):
@@ -163,27 +165,12 @@ def test_rank_zero_alone_writes_a_complete_resumable_folder(runs: dict[str, Path
     said = runs["two.out"].read_text()
     assert said.count("run folder:") == 1 and said.count("report:") == 1  # one process printed
     summary = json.loads((two / "summary.json").read_text())
-    assert summary["step"] == 20 and summary["seeds"] == [0, 1]
-    # Resumed at step 10 with the same two processes: bit for bit the uninterrupted run.
+    assert summary["step"] == 10 and summary["seeds"] == [0, 1]
+    # Resumed at step 5 with the same two processes: bit for bit the uninterrupted run.
     assert _train_records(runs["resumed"]) == _train_records(two)
     # Its checkpoint is a one-process checkpoint: it opens (and samples) in this process.
-    assert Run.open(two).sample(5).shape == (2, 5, 2)
-
-
-def test_two_processes_train_an_image_population_as_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # DCGANs on 8x8 digits with batch norm in both players, synchronised: the statistics,
-    # the shares of real images and noise, and the averaged gradients add up to the full
-    # batch's. The oracle is trained once into a cache both launches read.
-    monkeypatch.setenv("GANSCOPE_CACHE", str(tmp_path / "cache"))
-    common = ["data.name=digits", "generator.name=dcgan", "discriminator.name=dcgan", "noise.z_dim=16",
-              "generator.width=8", "discriminator.width=8", "train.batch_size=16", "train.steps=6", "train.seeds=2",
-              "train.log_every=2", "train.eval_every=6", "train.eval_samples=200", "train.device=cpu",
-              "train.distributed.sync_batch_norm=true"]
-    _launch(["train", "-q", "-o", str(tmp_path / "one"), "-s", *common], 1)
-    _launch(["train", "-q", "-o", str(tmp_path / "two"), "-s", *common], 2)
-    one, two = _train_records(tmp_path / "one"), _train_records(tmp_path / "two")
-    assert len(one) == 6 and _close(one, two) < TOLERANCE
-    assert (tmp_path / "two" / "report.html").is_file()
+    monkeypatch.setenv("GANSCOPE_CACHE", str(runs["cache"]))
+    assert Run.open(two).sample(5).shape == (2, 5, 1, 8, 8)
 
 
 def test_only_training_commands_run_under_torchrun(
