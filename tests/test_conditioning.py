@@ -106,6 +106,42 @@ def test_cgan_feeds_one_hot_labels_to_both_players() -> None:
         d(images)
 
 
+@pytest.mark.parametrize("overrides", [
+    [],
+    ["d_modifiers=[{name: pack, m: 2}]", "discriminator.spectral_norm=true", "discriminator.batch_norm=false"],
+    ["discriminator.name=stylegan", "discriminator.width=8", "discriminator.max_width=16", "d_modifiers=[]"],
+])
+def test_cgan_d_reads_labels_as_indices_exactly_as_the_one_hot_maps(overrides: list[str]) -> None:
+    """The input convolution's class responses (PopConv2d.one_hot_classes) against D on
+    the concatenated one-hot maps: the same logits and the same gradients, through
+    packing (pack positions), spectral norm and an equalised 1x1 from-RGB."""
+    scheme = scheme_of(["data.name=digits", "generator.name=dcgan", "discriminator.name=dcgan",
+                        "discriminator.width=8", "conditioning.name=cgan", "train.seeds=2", *overrides])
+    d = scheme.discriminator
+    reader = d.label_reader
+    assert isinstance(d, LabelChannels) and reader[0] is not None
+    x = torch.randn(2, 6, 1, 8, 8, requires_grad=True)
+    labels = torch.randint(10, (2, 6))
+    state = {k: v.clone() for k, v in d.state_dict().items()}  # spectral norm iterates as D runs
+    fast = d(x, labels)
+    (fast_grad_x, *fast_grads) = torch.autograd.grad(fast.square().sum(), [x, *d.parameters()])
+    d.label_reader = (None,)  # the concatenation
+    d.load_state_dict(state)
+    slow = d(x, labels)
+    (slow_grad_x, *slow_grads) = torch.autograd.grad(slow.square().sum(), [x, *d.parameters()])
+    torch.testing.assert_close(fast, slow, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(fast_grad_x, slow_grad_x, rtol=1e-4, atol=1e-6)
+    for a, b in zip(fast_grads, slow_grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+    # A label moves the logit of its own seed's sample (or pack) alone.
+    d.label_reader = reader
+    changed = labels.clone()
+    changed[1, 0] = (changed[1, 0] + 1) % 10
+    d.load_state_dict(state)
+    moved = (d(x, changed) - fast).abs().flatten(2).amax(dim=2) > 1e-6
+    assert moved[1, 0] and moved.sum() == 1
+
+
 def test_conditional_batch_norm_is_batch_norm_then_the_class_gain_and_shift() -> None:
     scheme = scheme_of(["conditioning.name=projection", "conditioning.generator=batch-norm",
                         "generator.batch_norm=true", "train.seeds=2", "noise.z_dim=4"])

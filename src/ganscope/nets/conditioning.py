@@ -50,7 +50,7 @@ from ganscope.config import Config, piece_params
 from ganscope.nets.base import CONDITIONINGS
 from ganscope.nets.discriminator import Discriminator
 from ganscope.batch import Batch
-from ganscope.nets.conv import PopBatchNorm2d
+from ganscope.nets.conv import PopBatchNorm2d, input_convolution
 from ganscope.nets.layers import PopBatchNorm, PopulationModule, at_least_float32
 from ganscope.objectives.base import per_seed_mean
 from ganscope.registry import Params
@@ -88,18 +88,29 @@ class LabelledInput(nn.Module):
 class LabelChannels(nn.Module):
     """D(x, y) = inner(concat(x, one_hot(y))) along the first sample axis (features of a
     point, channels of an image); the inner D, built for the wider samples, is unconditional.
-    Outermost, so a pack concatenates each sample's (x, y) pair."""
+    Outermost, so a pack concatenates each sample's (x, y) pair.
+
+    When the inner D names the convolution that alone reads its images (`input_conv`),
+    the maps are not built: that convolution takes the labels as indices
+    (`PopConv2d.one_hot_classes`), the same function without reading K constant channels
+    of every image."""
 
     def __init__(self, inner: nn.Module, n_classes: int) -> None:
         super().__init__()
         self.inner = inner
         self.n_classes = n_classes
         self.batch_coupled = getattr(inner, "batch_coupled", False)
+        # A tuple, not an attribute of module type: the layer stays registered once, in `inner`.
+        self.label_reader = (input_convolution(inner),)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         if labels is None:
             raise ValueError("a cgan discriminator needs the samples' labels")
-        return self.inner(torch.cat([x, one_hot_like(labels, self.n_classes, x)], dim=2))
+        conv = self.label_reader[0]
+        if conv is None:
+            return self.inner(torch.cat([x, one_hot_like(labels, self.n_classes, x)], dim=2))
+        with conv.one_hot_classes(self.n_classes, labels):
+            return self.inner(x)
 
 
 class ClassProjection(PopulationModule):

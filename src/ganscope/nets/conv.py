@@ -19,7 +19,8 @@ exactly as seed 3 alone (`ganscope.nets.layers.init_population`).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import ClassVar
 
 import torch
@@ -101,10 +102,59 @@ class _PopConv(PopulationModule):
 
 class PopConv2d(_PopConv):
     """y[s] = conv2d(x[s], W[s]) + b[s] for x (S, N, C_in, H, W); W (S, C_out, C_in, k, k),
-    as `torch.nn.Conv2d`'s weight with a seed axis in front."""
+    as `torch.nn.Conv2d`'s weight with a seed axis in front.
+
+    A D's input convolution may read one-hot class maps after each sample's channels (the
+    CGAN discriminator's input, `ganscope.nets.conditioning`) as class indices instead of
+    maps: `one_hot_classes(n_classes, labels)` around the call. Convolution is linear and a
+    one-hot map is constant, so conv(concat(x, one_hot(y)), W) = conv(x, W_x) + R[y], where
+    R[k] is the response of W's class-k slice to an all-ones map (its borders shaped by the
+    padding). That is the concatenated convolution to float rounding, at the cost of the
+    convolution of x alone plus one small convolution for all K classes, where the
+    concatenation would read K more channels of every sample.
+    """
 
     convolution = staticmethod(F.conv2d)
     in_channels_first = False
+    #: (K, labels (S, B)) while a caller passes the class maps as indices (`one_hot_classes`).
+    class_maps: tuple[int, torch.Tensor] | None = None
+
+    @contextmanager
+    def one_hot_classes(self, n_classes: int, labels: torch.Tensor) -> Iterator[None]:
+        """For the calls inside: the input's channels are C per sample (B samples, or B/m
+        packs of m consecutive samples), and after each sample's C channels the layer's
+        weight reads K more, the one-hot map of that sample's label in `labels` (S, B)."""
+        self.class_maps = (n_classes, labels)
+        try:
+            yield
+        finally:
+            self.class_maps = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.class_maps is None:
+            return super().forward(x)
+        n_classes, labels = self.class_maps
+        n_seeds, c_out, c_in, *kernel = self.weight.shape
+        n_packs, x_channels, side = x.shape[1], x.shape[2], x.shape[3:]
+        m = labels.shape[1] // n_packs  # samples per pack
+        per_sample = c_in // m
+        if m * n_packs != labels.shape[1] or m * per_sample != c_in or per_sample - n_classes != x_channels // m:
+            raise ValueError(f"{labels.shape[1]} labels and {x_channels}-channel inputs do not fit a convolution "
+                             f"reading {c_in} channels with {n_classes} class maps per sample")
+        weight = self.weight if self.gain == 1.0 else self.weight * self.gain
+        weight = weight.view(n_seeds, c_out, m, per_sample, *kernel)
+        samples_part = weight[:, :, :, : per_sample - n_classes].reshape(n_seeds * c_out, x_channels, *kernel)
+        bias = None if self.bias is None else self.bias.flatten()
+        y = unfold_seeds(self.convolution(fold_seeds(x), samples_part, bias, self.stride, self.padding,
+                                          groups=n_seeds), n_seeds)
+        # R: every (seed, pack position, class) slice's response to an all-ones map, one call.
+        class_part = weight[:, :, :, per_sample - n_classes:].permute(0, 2, 3, 1, 4, 5)
+        ones = x.new_ones(1, 1, *side)
+        responses = self.convolution(ones, class_part.reshape(-1, 1, *kernel), None, self.stride, self.padding)
+        responses = responses.view(n_seeds, m, n_classes, c_out, *y.shape[3:])
+        seeds = torch.arange(n_seeds, device=labels.device).view(-1, 1, 1)
+        positions = torch.arange(m, device=labels.device).view(1, 1, -1)
+        return y + responses[seeds, positions, labels.view(n_seeds, n_packs, m)].sum(dim=2)
 
 
 class PopConvTranspose2d(_PopConv):
@@ -232,3 +282,15 @@ class PopSpectralNorm(PopulationModule):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return functional_call(self.layer, {"weight": self.normalised_weight()}, (x,))
+
+
+def input_convolution(net: nn.Module) -> PopConv2d | None:
+    """The convolution that alone reads a discriminator's samples, when the discriminator
+    inside `net` names one (its `input_conv`, seen through spectral norm), else None."""
+    for module in net.modules():
+        conv = getattr(module, "input_conv", None)
+        if isinstance(conv, PopSpectralNorm):
+            conv = conv.layer
+        if isinstance(conv, PopConv2d):
+            return conv
+    return None

@@ -168,6 +168,11 @@ class PatchDiscriminator(nn.Module):
         layers.append(PopConv2d(n_seeds, out, 1, 4, 1, 1))
         self.net = nn.Sequential(*layers)
 
+    @property
+    def input_conv(self) -> nn.Module:
+        """The first convolution, the only layer that reads the images."""
+        return self.net[0]
+
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         return self.net(x).flatten(2)
 

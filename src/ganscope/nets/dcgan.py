@@ -179,3 +179,8 @@ class DCGANDiscriminator(Discriminator):
         super().__init__(body, widths[-1] * (side >> stages) ** 2, n_seeds, n_outputs, extensions, coupled)
         # The shared head, in its place, with the DCGAN initialisation (and spectral norm).
         self.head = spectrally_normalised(DCGANLinear(n_seeds, self.head.weight.shape[1], n_outputs), p.spectral_norm)
+
+    @property
+    def input_conv(self) -> nn.Module:
+        """The first convolution, the only layer that reads the samples."""
+        return self.body[0]

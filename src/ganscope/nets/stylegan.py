@@ -389,3 +389,8 @@ class StyleDiscriminator(Discriminator):
         body = StyleDiscriminatorBody(p, n_seeds, sample_shape)
         super().__init__(body, body.features, n_seeds, n_outputs, extensions)
         self.head = EqualLinear(n_seeds, self.head.weight.shape[1], n_outputs)
+
+    @property
+    def input_conv(self) -> nn.Module:
+        """From-RGB, the only layer that reads the images."""
+        return self.body.from_rgb
