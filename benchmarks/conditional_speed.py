@@ -3,12 +3,13 @@
 and with each conditioning (`cgan`, `projection`, `acgan`), in one run.
 
 Only the training step is timed (`Scheme.train_step`: D step, G step, optimiser updates),
-the part a conditioning changes; each configuration warms up first, measurements are
-interleaved and repeated, and the median is kept, because only ratios measured side by
-side on a shared machine mean anything. The ratio to the unconditional step is what the
+the part a conditioning changes; each configuration warms up first, runs of `--steps`
+steps are interleaved and repeated, and the median of the single steps' times is kept,
+because only ratios measured side by side on a shared machine mean anything and a
+median of many steps is what a burst of other work on the machine disturbs least. The ratio to the unconditional step is what the
 README quotes.
 
-    python benchmarks/conditional_speed.py --steps 30 --repeats 3 --seeds 1 4
+    python benchmarks/conditional_speed.py --steps 5 --repeats 12 --seeds 1 4
 """
 
 from __future__ import annotations
@@ -26,11 +27,15 @@ from ganscope.config import piece_params
 from ganscope.schemes import SCHEMES, Parts
 
 RESULTS = Path(__file__).resolve().parent / "results"
-CONDITIONINGS = ("none", "cgan", "projection", "acgan")
+#: `cgan-maps`: cgan with D reading the K one-hot maps as input channels, the concatenation
+#: that its input convolution's class responses replace (`PopConv2d.one_hot_classes`).
+CONDITIONINGS = ("none", "cgan", "cgan-maps", "projection", "acgan")
 WARMUP_STEPS = 3
 
 
 def build(conditioning: str, seeds: int, width: int, device: str):
+    maps = conditioning == "cgan-maps"
+    conditioning = "cgan" if maps else conditioning
     cfg = ganscope.load_config(overrides=[
         "data.name=mnist", "generator.name=dcgan", "discriminator.name=dcgan", f"generator.width={width}",
         f"discriminator.width={width}", "noise.dist=uniform", "noise.z_dim=100", "train.batch_size=64",
@@ -38,25 +43,30 @@ def build(conditioning: str, seeds: int, width: int, device: str):
         "optimizer.generator.lr=2e-4", "optimizer.discriminator.lr=2e-4",
     ])
     scheme = SCHEMES.get(cfg.scheme.name)(Parts.from_config(cfg), piece_params(cfg, "scheme"))
+    if maps:
+        scheme.discriminator.label_reader = (None,)
     for _ in range(WARMUP_STEPS):
         scheme.train_step()
     return scheme
 
 
-def seconds_per_step(scheme, steps: int) -> float:
+def step_seconds(scheme, steps: int) -> list[float]:
+    """The wall time of each of `steps` training steps."""
     synchronise = torch.cuda.synchronize if scheme.parts.device.type == "cuda" else (lambda: None)
-    synchronise()
-    start = time.perf_counter()
+    times = []
     for _ in range(steps):
+        synchronise()
+        start = time.perf_counter()
         scheme.train_step()
-    synchronise()
-    return (time.perf_counter() - start) / steps
+        synchronise()
+        times.append(time.perf_counter() - start)
+    return times
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--steps", type=int, default=30)
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--steps", type=int, default=5)
+    p.add_argument("--repeats", type=int, default=12)
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 4])
     p.add_argument("--width", type=int, default=32)
     p.add_argument("--device", default="cpu")
@@ -68,7 +78,7 @@ def main() -> None:
         times: dict[str, list[float]] = {c: [] for c in CONDITIONINGS}
         for _ in range(a.repeats):
             for c, scheme in schemes.items():
-                times[c].append(seconds_per_step(scheme, a.steps))
+                times[c] += step_seconds(scheme, a.steps)
         base = statistics.median(times["none"])
         for c in CONDITIONINGS:
             median = statistics.median(times[c])

@@ -211,6 +211,24 @@ def test_acgan_class_loss_is_cross_entropy_for_both_players() -> None:
     assert {"penalty_acgan_class", "g_penalty_acgan_class"} <= set(out)
 
 
+def test_acgan_reads_realness_and_classes_from_one_pass_of_d() -> None:
+    """The objective's logits and the class loss's come from one pass of D per batch
+    (D's batch norm judges real and fake apart: 2 passes in D's step, 1 in G's), and the
+    step is the step that runs D again for the class logits, to the bit."""
+    overrides = ["data.name=digits", "generator.name=dcgan", "discriminator.name=dcgan", "generator.width=8",
+                 "discriminator.width=8", "data.size=16", "conditioning.name=acgan", "train.seeds=2"]
+    kept, again = scheme_of(overrides), scheme_of(overrides)
+    again.discriminator._pass = again.discriminator.inner  # no kept passes: D runs for every question
+    passes = []
+    kept.discriminator.inner.register_forward_hook(lambda *_: passes.append(1))
+    for _ in range(2):
+        out_kept, out_again = kept.train_step(), again.train_step()
+        for name in ("d_loss", "g_loss", "penalty_acgan_class", "g_penalty_acgan_class"):
+            assert torch.equal(out_kept[name], out_again[name]), name
+    assert len(passes) == 2 * 3
+    assert all(torch.equal(a, b) for a, b in zip(kept.discriminator.parameters(), again.discriminator.parameters()))
+
+
 def test_d_steps_fakes_carry_the_real_batchs_labels() -> None:
     scheme = scheme_of(["conditioning.name=cgan", "train.seeds=2", "train.batch_size=16"])
     asked: list[torch.Tensor] = []

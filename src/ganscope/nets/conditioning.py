@@ -21,8 +21,8 @@ modes, so the oracle checks whether G made what it was asked for (label fidelity
   sample; both players also minimise L_C, the cross-entropy of those class logits against
   the labels (D on real and fake samples, G on its fakes), times `class_weight` (1 in the
   paper). L_C is the regulariser `acgan-class`, which the conditioning adds by itself
-  and which acts on both players. Its class logits cost one more pass of D over the
-  batch (its realness pass stays the objective's).
+  and which acts on both players. Its class logits come from the objective's pass of D
+  over the same batch where there is one (`AuxiliaryClassifier`).
 
 How G sees the label is the option `generator` of all three: `input` (default, as
 above) or `batch-norm`, categorical conditional batch norm (de Vries et al. 2017,
@@ -190,19 +190,40 @@ class ClassNormGenerator(nn.Module):
 
 class AuxiliaryClassifier(nn.Module):
     """An unconditional D with `n_classes` more outputs: `forward` gives the objective's
-    `n_outputs` logits, `classify` the class logits (AC-GAN's auxiliary classifier)."""
+    `n_outputs` logits, `classify` the class logits (AC-GAN's auxiliary classifier).
+
+    The objective asks for the realness logits of a batch and the class loss for the class
+    logits of the same batch; both are outputs of one pass of D, as in the paper, so the
+    last few passes are kept (`PASSES_KEPT`) and a second question about the same samples
+    tensor, with D's parameters unchanged (the same tensors at the same versions: no
+    optimiser step, no other parameters from a functional call) and the same grad mode,
+    reads the kept output instead of running D again."""
+
+    PASSES_KEPT: ClassVar[int] = 4
 
     def __init__(self, inner: nn.Module, n_outputs: int) -> None:
         super().__init__()
         self.inner = inner
         self.n_outputs = n_outputs
         self.batch_coupled = getattr(inner, "batch_coupled", False)
+        self._passes: list[tuple[torch.Tensor, tuple, torch.Tensor]] = []
+
+    def _pass(self, x: torch.Tensor) -> torch.Tensor:
+        """inner(x), or the kept output of the same pass."""
+        key = (x._version, torch.is_grad_enabled(), self.training,
+               tuple((id(p), p._version) for p in self.inner.parameters()))
+        for seen, seen_key, out in self._passes:
+            if seen is x and seen_key == key:
+                return out
+        out = self.inner(x)
+        self._passes = [*self._passes[-(self.PASSES_KEPT - 1):], (x, key, out)]
+        return out
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None, classes: bool = False) -> torch.Tensor:
         """The objective's logits of `x` (labels are ignored), or with `classes` the class
         logits (S, B, K): one entry point, so a functional call with other parameters (the
         unrolled scheme's) reaches both."""
-        out = self.inner(x)
+        out = self._pass(x)
         return out[..., self.n_outputs:] if classes else out[..., : self.n_outputs]
 
     def classify(self, x: torch.Tensor) -> torch.Tensor:

@@ -151,10 +151,9 @@ class PopConv2d(_PopConv):
         class_part = weight[:, :, :, per_sample - n_classes:].permute(0, 2, 3, 1, 4, 5)
         ones = x.new_ones(1, 1, *side)
         responses = self.convolution(ones, class_part.reshape(-1, 1, *kernel), None, self.stride, self.padding)
-        responses = responses.view(n_seeds, m, n_classes, c_out, *y.shape[3:])
-        seeds = torch.arange(n_seeds, device=labels.device).view(-1, 1, 1)
-        positions = torch.arange(m, device=labels.device).view(1, 1, -1)
-        return y + responses[seeds, positions, labels.view(n_seeds, n_packs, m)].sum(dim=2)
+        # Each pack's sum over its positions of R[seed, position, label]: one-hot codes times R.
+        codes = F.one_hot(labels.view(n_seeds, n_packs, m), n_classes).to(y.dtype).flatten(2)
+        return y + torch.bmm(codes, responses.view(n_seeds, m * n_classes, -1)).view_as(y)
 
 
 class PopConvTranspose2d(_PopConv):
