@@ -6,8 +6,8 @@ Only the training step is timed (`Scheme.train_step`: D step, G step, optimiser 
 the part a conditioning changes; each configuration warms up first, runs of `--steps`
 steps are interleaved and repeated, and the median of the single steps' times is kept,
 because only ratios measured side by side on a shared machine mean anything and a
-median of many steps is what a burst of other work on the machine disturbs least. The ratio to the unconditional step is what the
-README quotes.
+median of many steps is what a burst of other work on the machine disturbs least. The
+ratio to the unconditional step is what the README quotes.
 
     python benchmarks/conditional_speed.py --steps 5 --repeats 12 --seeds 1 4
 """
