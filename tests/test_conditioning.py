@@ -52,6 +52,11 @@ def test_batch_keeps_labels_with_their_samples() -> None:
     joined = a.cat(b)
     assert joined.size == 5 and joined.labels.tolist() == [[0, 1, 2, 3, 4]]
     assert torch.equal(joined.x[0, 3], b.x[0, 0])
+    assert a.cat(b) is joined  # asked again: the same tensor, so a D that keeps its pass answers once
+    b.x.add_(1)
+    again = a.cat(b)
+    assert again is not joined and torch.equal(again.x[0, 3], b.x[0, 0])  # changed in place: joined anew
+    assert a.cat(Batch(b.x, b.labels)) is not again
     assert a.with_samples(a.x * 0).labels is a.labels
     with pytest.raises(ValueError, match="do not match"):
         Batch(torch.zeros(1, 3, 2), torch.zeros(1, 4, dtype=torch.long))
@@ -210,12 +215,14 @@ def test_acgan_class_loss_is_cross_entropy_for_both_players() -> None:
     assert {"penalty_acgan_class", "g_penalty_acgan_class"} <= set(out)
 
 
-def test_acgan_reads_realness_and_classes_from_one_pass_of_d() -> None:
-    """The objective's logits and the class loss's come from one pass of D per batch
-    (D's batch norm judges real and fake apart: 2 passes in D's step, 1 in G's), and the
-    step is the step that runs D again for the class logits, to the bit."""
+@pytest.mark.parametrize(("d_options", "passes_per_step"), [([], 3), (["discriminator.batch_norm=false"], 2)])
+def test_acgan_reads_realness_and_classes_from_one_pass_of_d(d_options: list[str], passes_per_step: int) -> None:
+    """The objective's logits and the class loss's come from one pass of D per batch (a
+    batch-norm D judges real and fake apart: 2 passes in D's step, 1 in G's; without batch
+    norm both read one pass over real and fake joined), and the step is the step that
+    runs D again for the class logits, to the bit."""
     overrides = ["data.name=digits", "generator.name=dcgan", "discriminator.name=dcgan", "generator.width=8",
-                 "discriminator.width=8", "data.size=16", "conditioning.name=acgan", "train.seeds=2"]
+                 "discriminator.width=8", "data.size=16", "conditioning.name=acgan", "train.seeds=2", *d_options]
     kept, again = scheme_of(overrides), scheme_of(overrides)
     again.discriminator._pass = again.discriminator.inner  # no kept passes: D runs for every question
     passes = []
@@ -224,7 +231,7 @@ def test_acgan_reads_realness_and_classes_from_one_pass_of_d() -> None:
         out_kept, out_again = kept.train_step(), again.train_step()
         for name in ("d_loss", "g_loss", "penalty_acgan_class", "g_penalty_acgan_class"):
             assert torch.equal(out_kept[name], out_again[name]), name
-    assert len(passes) == 2 * 3
+    assert len(passes) == 2 * passes_per_step
     assert all(torch.equal(a, b) for a, b in zip(kept.discriminator.parameters(), again.discriminator.parameters()))
 
 

@@ -8,7 +8,7 @@ labels with them, and code that ignores labels does not have to know they exist.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -21,6 +21,8 @@ class Batch:
 
     x: torch.Tensor
     labels: torch.Tensor | None = None
+    #: The last `cat`: the other batch, both samples tensors' versions, the joined batch.
+    _joined: tuple[Batch, tuple[int, int], Batch] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.labels is not None and self.labels.shape != self.x.shape[: self.labels.dim()]:
@@ -36,11 +38,21 @@ class Batch:
         return Batch(x, self.labels)
 
     def cat(self, other: Batch) -> Batch:
-        """This batch followed by `other` along the batch axis, labels likewise."""
+        """This batch followed by `other` along the batch axis, labels likewise.
+
+        Asked again for the same `other`, with neither samples tensor changed since, it
+        returns the same joined batch: the objective and a regulariser that both read D on
+        real and fake together (AC-GAN's class loss) then ask about one tensor, and a D
+        that keeps its last pass (`AuxiliaryClassifier`) answers both from one forward."""
+        versions = (self.x._version, other.x._version)
+        if self._joined is not None and self._joined[0] is other and self._joined[1] == versions:
+            return self._joined[2]
         if (self.labels is None) != (other.labels is None):
             raise ValueError("cannot join a labelled batch with an unlabelled one")
         labels = None if self.labels is None else torch.cat([self.labels, other.labels], dim=1)  # type: ignore[list-item]
-        return Batch(torch.cat([self.x, other.x], dim=1), labels)
+        joined = Batch(torch.cat([self.x, other.x], dim=1), labels)
+        object.__setattr__(self, "_joined", (other, versions, joined))
+        return joined
 
     def to(self, device: torch.device) -> Batch:
         labels = None if self.labels is None else self.labels.to(device, non_blocking=True)

@@ -340,7 +340,8 @@ class ClassLoss(Regularizer):
     def penalty(self, critic: Critic, real: Batch, fake: Batch, rng: PopulationRandom) -> torch.Tensor:
         if getattr(critic, "batch_coupled", False):
             return class_cross_entropy(critic, real) + class_cross_entropy(critic, fake)
-        # Real and fake batches are equally large: twice the pooled mean is the sum of both means.
+        # Real and fake batches are equally large: twice the pooled mean is the sum of both
+        # means. `real.cat(fake)` is the objective's joined batch, so D's pass is shared.
         return 2 * class_cross_entropy(critic, real.cat(fake))
 
     def generator_penalty(self, critic: Critic, fake: Batch, rng: PopulationRandom,
