@@ -27,6 +27,7 @@ def tiny_overrides() -> list[str]:
         "train.log_every=10",
         "train.eval_every=20",
         "train.checkpoint_every=20",
+        "train.report=false",  # the pages are the report tests' business; rendering one costs seconds
     ]
 
 

@@ -30,7 +30,7 @@ from ganscope.train.run import CHECKPOINT, CONFIG, METRICS, SUMMARY
 TINY = [
     "train.steps=20", "train.eval_every=10", "train.log_every=10", "train.checkpoint_every=10",
     "train.eval_samples=200", "train.batch_size=32", "train.seeds=2", "noise.z_dim=4",
-    "generator.hidden=16", "generator.depth=2", "discriminator.hidden=16", "discriminator.depth=2",
+    "generator.hidden=16", "generator.depth=2", "discriminator.hidden=16", "discriminator.depth=2", "train.report=false",
 ]
 POINTS = np.random.default_rng(0).normal(size=(50, 2))
 CSV_20_ROWS = "x,y\n" + "".join(f"{a},{b}\n" for a, b in POINTS[:20])

@@ -77,7 +77,8 @@ def test_protocol_groups_name_every_protocol_of_a_kind() -> None:
 def tiny_budget(monkeypatch: pytest.MonkeyPatch) -> str:
     """The cpu budget with tiny networks, so a smoke benchmark takes seconds."""
     cpu = bench.POINTS.budgets["cpu"]
-    small = ("generator.hidden=16", "generator.depth=2", "discriminator.hidden=16", "discriminator.depth=2")
+    small = ("generator.hidden=16", "generator.depth=2", "discriminator.hidden=16", "discriminator.depth=2",
+             "train.report=false")
     monkeypatch.setitem(bench.POINTS.budgets, "tiny", bench.Budget("tiny", None, cpu.overrides + small, "for tests"))
     return "tiny"
 
@@ -234,7 +235,8 @@ def tiny_images(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPa
     """The image cpu budget with tiny DCGANs, on stacked 8x8 digits scored by a 4-epoch
     oracle (trained into a temporary cache) on 300 samples per seed: seconds, not minutes."""
     monkeypatch.setenv("GANSCOPE_CACHE", str(tmp_path_factory.mktemp("oracle-cache")))
-    small = ("generator.width=8", "discriminator.width=8", "noise.z_dim=8", "train.batch_size=16")
+    small = ("generator.width=8", "discriminator.width=8", "noise.z_dim=8", "train.batch_size=16",
+             "train.report=false")
     cpu = bench.IMAGES.budgets["cpu"]
     monkeypatch.setitem(bench.IMAGES.budgets, "tiny", bench.Budget("tiny", None, cpu.overrides + small, "for tests"))
     stacked = bench.PROTOCOLS["stacked-digits"]

@@ -26,7 +26,7 @@ TINY = [
     "generator.name=resnet", "generator.width=4", "generator.blocks=1", "discriminator.name=patchgan",
     "discriminator.width=4", "discriminator.layers=1", "objective.name=least-squares", "train.batch_size=4",
     "scheme.pool_size=3", "train.lr_schedule=constant", "train.eval_samples=200", "train.eval_every=10",
-    "train.checkpoint_every=10", "train.log_every=5",
+    "train.checkpoint_every=10", "train.log_every=5", "train.report=false",
 ]
 
 
@@ -94,7 +94,7 @@ def test_resume_is_bit_exact_with_the_pools(tmp_path: Path) -> None:
     straight.fit(progress=False)
     first = ganscope.Run.create(ganscope.load_config(overrides=[*TINY, "train.steps=10"]), tmp_path / "b")
     first.fit(progress=False)
-    resumed = ganscope.Run.open(tmp_path / "b", overrides=["train.steps=20"])
+    resumed = ganscope.Run.open(tmp_path / "b", overrides=["train.steps=20", "train.report=true"])
     summary = resumed.fit(progress=False)
     for name, module in straight.scheme.modules.items():
         for key, value in module.state_dict().items():

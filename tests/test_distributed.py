@@ -138,9 +138,10 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
               "discriminator.width=8", "train.batch_size=16", "train.seeds=2", "train.lr_schedule=constant",
               "train.log_every=1", "train.eval_every=5", "train.checkpoint_every=5", "train.eval_samples=200",
               "train.device=cpu", "train.distributed.sync_batch_norm=true"]
-    _launch(["train", "-q", "-o", str(root / "one"), "-s", *common, "train.steps=10"], 1, cache)
+    unreported = [*common, "train.report=false"]  # only "two"'s folder is checked for the page
+    _launch(["train", "-q", "-o", str(root / "one"), "-s", *unreported, "train.steps=10"], 1, cache)
     two = _launch(["train", "-q", "-o", str(root / "two"), "-s", *common, "train.steps=10"], 2, cache)
-    _launch(["train", "-q", "-o", str(root / "resumed"), "-s", *common, "train.steps=5"], 2, cache)
+    _launch(["train", "-q", "-o", str(root / "resumed"), "-s", *unreported, "train.steps=5"], 2, cache)
     _launch(["resume", "-q", str(root / "resumed"), "-s", "train.steps=10"], 2, cache)
     (root / "two.out").write_text(two.stdout + two.stderr)
     return {name: root / name for name in ("one", "two", "resumed", "two.out", "cache")}

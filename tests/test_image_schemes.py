@@ -39,6 +39,7 @@ IMAGES = [
     "noise.z_dim=8",
     f"train.batch_size={BATCH}",
     "train.lr_schedule=constant",
+    "train.report=false",
 ]
 NO_BN = "discriminator.batch_norm=false"
 SPECTRAL = [NO_BN, "discriminator.spectral_norm=true"]

@@ -27,7 +27,7 @@ from ganscope.train.snapshots import final_indices, snapshot_indices
 TINY_DCGAN = [
     "data.name=digits", "generator.name=dcgan", "discriminator.name=dcgan", "noise.z_dim=16",
     "generator.width=8", "discriminator.width=8", "train.batch_size=16", "train.steps=20",
-    "train.eval_every=10", "train.eval_samples=300", "train.log_every=5", "train.seeds=2",
+    "train.eval_every=10", "train.eval_samples=300", "train.log_every=5", "train.seeds=2", "train.report=false",
 ]
 
 

@@ -67,7 +67,7 @@ def test_settings_validate_and_quick_overrides_apply(capsys: pytest.CaptureFixtu
 
 def test_quick_cli_writes_the_picture_and_per_seed_records(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "hopping"
-    steps = 200  # the quick setting's evaluation schedule over fewer steps: the same files, sooner
+    steps = 100  # the quick setting's evaluation schedule over fewer steps: the same files, sooner
     assert main(["theory", "mode-hopping", "--quick", "--steps", str(steps), "-q", "--json", "-o", str(out)]) == 0
     printed = json.loads(capsys.readouterr().out)
     saved = json.loads((out / "result.json").read_text())

@@ -28,7 +28,6 @@ from ganscope.monitor.streams import (
     log_records,
 )
 from ganscope.registry import ALL_REGISTRIES
-from ganscope.report import REPORT
 from ganscope.train.run import CHECKPOINT, METRICS, SUMMARY
 
 SCHEDULE = Schedule(evaluations=12, samples=1000)
@@ -261,7 +260,7 @@ def test_stop_on_stops_early_with_a_checkpoint_and_a_verdict(tmp_path, tiny_over
     assert stop["event"] == "divergence" and summary["step"] == stop["step"] < 200
     assert summary["verdict"].startswith(f"stopped early at step {stop['step']} on divergence")
     assert ganscope.Run.open(tmp_path / "run").step == summary["step"]
-    assert (tmp_path / "run" / REPORT).is_file() and (tmp_path / "run" / CHECKPOINT).is_file()
+    assert (tmp_path / "run" / SUMMARY).is_file() and (tmp_path / "run" / CHECKPOINT).is_file()
 
 
 # ---- the end state: what the verdict may say --------------------------------------------

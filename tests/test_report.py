@@ -36,7 +36,8 @@ CENTRES_5D = [[3.0 if i == k else 0.0 for i in range(5)] for k in range(4)]
 
 
 def train(run_dir: Path, overrides: list[str]) -> Path:
-    ganscope.Run.create(ganscope.load_config(overrides=overrides), run_dir).fit(progress=False)
+    cfg = ganscope.load_config(overrides=[*overrides, "train.report=true"])
+    ganscope.Run.create(cfg, run_dir).fit(progress=False)
     return run_dir
 
 
@@ -156,7 +157,7 @@ def test_madgan_samples_are_grouped_by_the_generator_that_made_them(
     tmp_path: Path, tiny_overrides: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     overrides = tiny_overrides + ["scheme.name=madgan", "scheme.generators=4", "train.steps=40",
-                                  "train.eval_samples=1000"]
+                                  "train.eval_samples=1000", "train.report=true"]
     finals, strips, gifs = (capture(monkeypatch, n) for n in ("samples_figure", "evolution_figure", "animation_gif"))
     run = ganscope.Run.create(ganscope.load_config(overrides=overrides), tmp_path / "madgan")
     run.fit(progress=False)

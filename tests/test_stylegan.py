@@ -34,7 +34,7 @@ TINY = [
     "data.name=digits", "generator.name=stylegan", "discriminator.name=stylegan", "generator.width=8",
     "discriminator.width=8", "generator.w_dim=16", "generator.mapping_depth=2", "noise.z_dim=8",
     "noise.dist=gaussian", "train.batch_size=8", "train.lr_schedule=constant", "train.eval_samples=200",
-    "train.log_every=2", "train.eval_every=4", "train.checkpoint_every=4",
+    "train.log_every=2", "train.eval_every=4", "train.checkpoint_every=4", "train.report=false",
 ]
 REGULARISED = [*TINY, "regularizers=[{name: r1, every: 2}, {name: path-length, every: 3}]", "train.ema_kimg=0.1"]
 
@@ -232,8 +232,8 @@ def test_seed_is_the_same_inside_a_population() -> None:
 
 
 def test_resume_is_bit_exact_and_evaluation_does_not_change_training(tmp_path: Path) -> None:
-    straight = ganscope.Run.create(load_config(overrides=[*REGULARISED, "train.steps=8", "train.eval_every=8"]),
-                                   tmp_path / "a")
+    straight = ganscope.Run.create(load_config(overrides=[*REGULARISED, "train.steps=8", "train.eval_every=8",
+                                                          "train.report=true"]), tmp_path / "a")
     straight.fit(progress=False)
     first = ganscope.Run.create(load_config(overrides=[*REGULARISED, "train.steps=4"]), tmp_path / "b")
     first.fit(progress=False)  # evaluates at step 4 (eval_every 4), which `straight` did not

@@ -30,7 +30,7 @@ def test_run_logs_to_mlflow_and_resume_continues_the_same_run(tmp_path: Path, ti
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     cfg = ganscope.load_config(overrides=[*tiny_overrides, "train.steps=40", "train.seeds=2",
                                           "train.mlflow.enabled=true", f"train.mlflow.uri={uri}",
-                                          "train.mlflow.experiment=tests"])
+                                          "train.mlflow.experiment=tests", "train.report=true"])
     run = ganscope.Run.create(cfg, tmp_path / "run")
     summary = run.fit(progress=False)
     state = json.loads((tmp_path / "run" / MLFLOW_JSON).read_text())

@@ -14,6 +14,7 @@ import torch
 
 import ganscope
 from ganscope.batch import Batch
+from ganscope.cli import main
 from ganscope.errors import CheckpointError, GanscopeError
 from ganscope.metrics.modes import score_modes
 from ganscope.train.run import CHECKPOINT, METRICS
@@ -101,6 +102,17 @@ def test_resume_may_only_change_training_keys(tmp_path, tiny_config) -> None:
         ganscope.Run.open(tmp_path / "run", ["generator.hidden=64"])
 
 
+def test_a_run_without_the_report_says_so_and_the_report_command_writes_it(tmp_path, tiny_overrides, capsys) -> None:
+    run = tmp_path / "run"
+    assert main(["train", "-q", "-o", str(run), "-s", *tiny_overrides, "train.steps=20", "train.report=false"]) == 0
+    said = capsys.readouterr().out
+    assert f"report: not written (train.report=false); `ganscope report {run}` writes it" in said
+    assert (run / "summary.json").is_file() and (run / "samples.npy").is_file()
+    assert not any((run / name).exists() for name in ("report.html", "samples.png", "curves.png"))
+    assert main(["report", str(run)]) == 0
+    assert (run / "report.html").stat().st_size > 10_000 and (run / "curves.png").is_file()
+
+
 def test_training_raises_coverage_on_three_mode_mixture(tmp_path, tiny_overrides) -> None:
     cfg = ganscope.load_config(
         overrides=tiny_overrides
@@ -116,8 +128,9 @@ def test_training_raises_coverage_on_three_mode_mixture(tmp_path, tiny_overrides
     assert summary["hq_fraction_mean"] > 0.3
 
 
-def test_run_folder_contents(tmp_path, tiny_config) -> None:
-    ganscope.Run.create(tiny_config, tmp_path / "run").fit(progress=False)
+def test_run_folder_contents(tmp_path, tiny_overrides) -> None:
+    cfg = ganscope.load_config(overrides=[*tiny_overrides, "train.steps=40", "train.report=true"])
+    ganscope.Run.create(cfg, tmp_path / "run").fit(progress=False)
     names = {p.name for p in (tmp_path / "run").iterdir()}
     assert {"config.yaml", "metrics.jsonl", "checkpoint.pt", "summary.json", "samples.png", "curves.png",
             "report.html", "generator.safetensors", "tensorboard"} <= names

@@ -136,11 +136,11 @@ def _train(cfg: Any, out: Path | None, quiet: bool) -> dict[str, Any]:
         print(f"run folder: {run_dir}", file=sys.stderr)
     summary = run.fit(progress=not quiet)
     if run.leader:
-        _print_verdict(summary, run_dir)
+        _print_verdict(summary, run_dir, run.cfg.train.report)
     return summary
 
 
-def _print_verdict(summary: dict[str, Any], run_dir: Path) -> None:
+def _print_verdict(summary: dict[str, Any], run_dir: Path, reported: bool) -> None:
     print(summary["verdict"])
     if len(summary["seeds"]) > 1:
         for seed, score in zip(summary["seeds"], summary["scores"], strict=True):
@@ -153,7 +153,8 @@ def _print_verdict(summary: dict[str, Any], run_dir: Path) -> None:
                   + (f"; at the end: {', '.join(now)}" if now else ""))
     from ganscope.report import REPORT
 
-    print(f"report: {run_dir / REPORT}")
+    print(f"report: {run_dir / REPORT}" if reported
+          else f"report: not written (train.report=false); `ganscope report {run_dir}` writes it")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -178,7 +179,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     run = Run.open(process_folder(lambda: args.run_dir, resuming=True), args.set)
     summary = run.fit(progress=not args.quiet)  # says "resumed from step N", and what new train.* keys change
     if run.leader:
-        _print_verdict(summary, args.run_dir)
+        _print_verdict(summary, args.run_dir, run.cfg.train.report)
     return 0
 
 

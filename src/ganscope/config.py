@@ -168,6 +168,10 @@ class TrainConfig(Strict):
     on_divergence: Literal["stop", "rollback"] = "stop"
     rollback_lr_factor: float = Field(0.5, gt=0.0, lt=1.0)
     max_rollbacks: PositiveInt = 3
+    #: Write the HTML report and its pictures when training ends. Off, a run ends with
+    #: its scores, samples, weights and summary, and `ganscope report RUN` writes the page
+    #: later: a sweep of many trials, or a test, need not render pages nobody opens.
+    report: bool = True
     monitor: MonitorConfig = MonitorConfig()
     mlflow: MlflowConfig = MlflowConfig()
     distributed: DistributedConfig = DistributedConfig()

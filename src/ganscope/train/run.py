@@ -715,10 +715,10 @@ class Run:
 
     def finish(self, elapsed: float, steps_done: int, stopped: Event | None = None,
                diverged: Divergence | None = None) -> dict[str, Any]:
-        """Final scores, samples, weights, summary, plots and the HTML page; `stopped` is
-        the event that ended training early (`train.monitor.stop_on`), if one did, and
-        `diverged` the NaN or infinity that did (the scores are then the last finite
-        checkpoint's)."""
+        """Final scores, samples, weights, summary, plots and the HTML page (unless
+        `train.report` is off); `stopped` is the event that ended training early
+        (`train.monitor.stop_on`), if one did, and `diverged` the NaN or infinity that did
+        (the scores are then the last finite checkpoint's)."""
         from ganscope.report import write_report
 
         scores, samples = self.evaluate(key=self.step)
@@ -770,7 +770,8 @@ class Run:
         atomic_write_text(self.run_dir / SUMMARY, json.dumps(jsonable(summary), indent=2))
         if not self.leader:  # a data-parallel follower's folder is scratch (`process_folder`)
             return summary
-        write_report(self.run_dir)
+        if self.cfg.train.report:
+            write_report(self.run_dir)
         if self.cfg.train.mlflow.enabled:
             from ganscope.tracking import copy_or_warn
 
