@@ -151,10 +151,12 @@ def _print_verdict(summary: dict[str, Any], run_dir: Path, reported: bool) -> No
                   f"{100 * score['hq_fraction']:.1f}% HQ, reverse KL {rkl}"
                   + ("" if fidelity is None else f", label fidelity {100 * fidelity:.1f}%")
                   + (f"; at the end: {', '.join(now)}" if now else ""))
+    if not reported:
+        print(f"report: not written (train.report=false); `ganscope report {run_dir}` writes it")
+        return
     from ganscope.report import REPORT
 
-    print(f"report: {run_dir / REPORT}" if reported
-          else f"report: not written (train.report=false); `ganscope report {run_dir}` writes it")
+    print(f"report: {run_dir / REPORT}")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -719,8 +719,6 @@ class Run:
         `train.report` is off); `stopped` is the event that ended training early
         (`train.monitor.stop_on`), if one did, and `diverged` the NaN or infinity that did
         (the scores are then the last finite checkpoint's)."""
-        from ganscope.report import write_report
-
         scores, samples = self.evaluate(key=self.step)
         kept = torch.from_numpy(final_indices(samples.shape[1], samples[0, 0].numel()))
         atomic_write(self.run_dir / SAMPLES, lambda tmp: _save_npy(tmp, samples[:, kept].cpu().numpy()))
@@ -771,6 +769,8 @@ class Run:
         if not self.leader:  # a data-parallel follower's folder is scratch (`process_folder`)
             return summary
         if self.cfg.train.report:
+            from ganscope.report import write_report  # matplotlib and scikit-learn: only for the page
+
             write_report(self.run_dir)
         if self.cfg.train.mlflow.enabled:
             from ganscope.tracking import copy_or_warn
