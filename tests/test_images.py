@@ -14,7 +14,7 @@ import torch
 from ganscope.cli import main
 from ganscope.config import load_config, piece_params
 from ganscope.data import DATASETS
-from ganscope.data.images import distinct_triples, held_out_mask, to_original_range
+from ganscope.data.images import digits_split, distinct_triples, held_out_mask, to_original_range
 from ganscope.data.oracle import stacked_protocol_score
 from ganscope.errors import ConfigError, DataError
 from ganscope.metrics.modes import score_modes
@@ -81,6 +81,21 @@ def test_digits_sizes_share_one_split_and_stay_in_range() -> None:
     assert torch.equal(torch.bincount(small.split.test_labels), total // 5)
     assert float(large.split.train_images.min()) >= -1.0 and float(large.split.train_images.max()) <= 1.0
 
+
+
+def test_digits_margin_frames_the_upsampled_digit_in_background() -> None:
+    """size 28, margin 4: the digit upsampled to 20x20 inside 4 background pixels, as MNIST
+    frames its digits; the border is the background (-1), the centre the plain 20x20 digit."""
+    framed = build("digits", "size=28", "margin=4")
+    images = framed.split.train_images
+    assert framed.sample_shape == (1, 28, 28)
+    border = torch.ones(28, 28, dtype=torch.bool)
+    border[4:24, 4:24] = False
+    assert bool((images[:, :, border] == -1.0).all())
+    assert torch.equal(images[:, :, 4:24, 4:24], digits_split(20).train_images)
+    assert framed.split.describe() == "digits (28x28, digit in the central 20x20)"
+    with pytest.raises(ConfigError, match="margin 11 leaves 6 pixels for the digit at size 28"):
+        build("digits", "size=28", "margin=11")
 
 def test_sample_repeats_under_a_seed_and_reference_never_repeats() -> None:
     digits = build("digits")

@@ -20,12 +20,12 @@ import functools
 import gzip
 import importlib.resources
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Self
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import Field, NonNegativeInt, PositiveInt
+from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
 
 from ganscope.data.base import DATASETS, Dataset, FiniteDataset
 from ganscope.data.oracle import (
@@ -42,6 +42,7 @@ from ganscope.registry import Params
 MNIST_SIDE = 28
 MNIST_PIXEL_MAX = 255.0
 DIGITS_PIXEL_MAX = 16.0
+SOURCE_DIGITS_SIDE = 8
 #: Within each class, every HELD_OUT_EVERY-th image is held out.
 HELD_OUT_EVERY = 5
 
@@ -56,13 +57,16 @@ class DigitSplit:
     test_images: torch.Tensor
     test_labels: torch.Tensor
     pixel_max: float  # the source's white: [-1, 1] maps back to [0, pixel_max]
+    margin: int = 0  # background pixels framing each image (`digits_split`)
 
     @property
     def image_size(self) -> int:
         return int(self.train_images.shape[-1])
 
     def describe(self) -> str:
-        return f"{self.name} ({self.image_size}x{self.image_size})"
+        inner = self.image_size - 2 * self.margin
+        framed = f", digit in the central {inner}x{inner}" if self.margin else ""
+        return f"{self.name} ({self.image_size}x{self.image_size}{framed})"
 
     def class_counts(self) -> torch.Tensor:
         return torch.bincount(self.train_labels, minlength=10)
@@ -114,20 +118,28 @@ def mnist_split() -> DigitSplit:
 
 
 @functools.lru_cache(maxsize=3)
-def digits_split(size: int) -> DigitSplit:
+def digits_split(size: int, margin: int = 0) -> DigitSplit:
     """scikit-learn's 1,797 handwritten digits (8x8, pixels 0-16), bilinearly upsampled to
-    `size` x `size` after the split (so the held-out images are the same at every size)."""
+    `size` - 2 `margin` pixels a side and framed by `margin` pixels of background, after
+    the split (so the held-out images are the same at every size).
+
+    The 8x8 digits fill their frame; MNIST's fill a 20x20 box centred in 28x28 (LeCun et
+    al. 1998), so `size=28, margin=4` gives the digits MNIST's framing and leaves style,
+    not scale, as what tells the two sets apart."""
     from sklearn.datasets import load_digits  # scikit-learn is slow to import: only here
 
     digits = load_digits()
     split = split_images("digits", digits.images, digits.target, DIGITS_PIXEL_MAX)
-    if size == split.image_size:
+    if size == split.image_size and margin == 0:
         return split
-    upsample = functools.partial(F.interpolate, size=(size, size), mode="bilinear", align_corners=False)
-    return DigitSplit(
-        split.name, upsample(split.train_images), split.train_labels,
-        upsample(split.test_images), split.test_labels, split.pixel_max,
-    )
+    inner = size - 2 * margin
+
+    def frame(images: torch.Tensor) -> torch.Tensor:
+        upsampled = F.interpolate(images, size=(inner, inner), mode="bilinear", align_corners=False)
+        return F.pad(upsampled, (margin,) * 4, value=-1.0)
+
+    return DigitSplit(split.name, frame(split.train_images), split.train_labels,
+                      frame(split.test_images), split.test_labels, split.pixel_max, margin)
 
 
 class DigitParams(Params):
@@ -142,6 +154,16 @@ class DigitParams(Params):
 
 class DigitsParams(DigitParams):
     size: Literal[8, 16, 28, 32] = 8  # 28: MNIST's side, for translation between the two
+    #: Background pixels around the upsampled digit on each side (`digits_split`); the
+    #: digit itself keeps at least its 8 source pixels a side.
+    margin: NonNegativeInt = 0
+
+    @model_validator(mode="after")
+    def _digit_fits_the_frame(self) -> Self:
+        if self.size - 2 * self.margin < SOURCE_DIGITS_SIDE:
+            raise ValueError(f"margin {self.margin} leaves {self.size - 2 * self.margin} pixels for the digit at size "
+                             f"{self.size}; keep size - 2 margin >= {SOURCE_DIGITS_SIDE} (e.g. size 28, margin 4)")
+        return self
 
 
 class StackedParams(DigitParams):
@@ -282,7 +304,7 @@ def build_mnist(p: DigitParams) -> DigitImages:
 @DATASETS.register("digits", "scikit-learn's 1,797 8x8 digits (size 8, 16, 28 or 32); modes by ganscope's CNN "
                    "classifier", DigitsParams)
 def build_digits(p: DigitsParams) -> DigitImages:
-    return DigitImages("digits", digits_split(p.size), p)
+    return DigitImages("digits", digits_split(p.size, p.margin), p)
 
 
 @DATASETS.register("stacked-mnist", "three MNIST digits as the 3 channels: 1000 modes (Stacked MNIST, "
@@ -294,4 +316,4 @@ def build_stacked_mnist(p: StackedParams) -> StackedDigits:
 @DATASETS.register("stacked-digits", "three of scikit-learn's digits as the 3 channels (size 8, 16, 28 or 32): "
                    "1000 modes (the offline Stacked MNIST)", StackedDigitsParams)
 def build_stacked_digits(p: StackedDigitsParams) -> StackedDigits:
-    return StackedDigits("stacked-digits", digits_split(p.size), p)
+    return StackedDigits("stacked-digits", digits_split(p.size, p.margin), p)
