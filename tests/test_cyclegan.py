@@ -100,9 +100,10 @@ def test_resume_is_bit_exact_with_the_pools(tmp_path: Path) -> None:
         for key, value in module.state_dict().items():
             assert torch.equal(value, resumed.scheme.modules[name].state_dict()[key]), (name, key)
     assert int(resumed.scheme.pools["a"].count[0]) == 3
-    for key in ("cycle_a", "cycle_b", "preserved_ab", "preserved_ba"):
+    for key in ("cycle_a", "cycle_b", "preserved_ab", "preserved_ba", "untranslated_ab", "untranslated_ba"):
         assert len(summary[key]) == 1, key
-    assert "label preservation A->B" in summary["verdict"]
+    assert "label preservation A->B" in summary["verdict"] and "(untranslated " in summary["verdict"]
+    assert summary["untranslated_ab"][0] >= 0.9, "the same digits on both sides: untranslated, B's oracle reads A's"
     translations = np.load(tmp_path / "b" / "translations.npy")
     assert translations.shape == (1, 3, 8, 1, 8, 8)
     assert "Translations" in (tmp_path / "b" / "report.html").read_text()

@@ -223,8 +223,11 @@ class CycleGAN(Scheme):
     @torch.no_grad()
     def final_scores(self, n: int, key: int) -> tuple[dict[str, Any], str | None]:
         """Per seed: label preservation both ways (A -> B read by B's oracle against A's
-        labels, B -> A by A's oracle against B's) where both domains are labelled, and the
-        L1 cycle errors ||F(G(a)) - a|| and ||G(F(b)) - b||, on n real images of each."""
+        labels, B -> A by A's oracle against B's) where both domains are labelled, beside
+        the same images untranslated read by the other domain's oracle (the share a
+        translator that does nothing keeps: what a preservation is worth depends on how far
+        apart the domains are), and the L1 cycle errors ||F(G(a)) - a|| and ||G(F(b)) - b||,
+        on n real images of each."""
         data = self.parts.data
         assert isinstance(data, Domains)
         a, b = self.domain_inputs(n, key)
@@ -233,12 +236,13 @@ class CycleGAN(Scheme):
                                   "cycle_b": l1(self.translate(to_a, "ab"), b.x).tolist()}
         text = f"cycle error (L1) A {mean_and_std(scores['cycle_a'])}, B {mean_and_std(scores['cycle_b'])}"
         if a.labels is not None and b.labels is not None:
-            for key_name, target, translated, labels in (("preserved_ab", data.b, to_b, a.labels),
-                                                          ("preserved_ba", data.a, to_a, b.labels)):
-                scores[key_name] = [label_preservation(target, images.cpu(), asked.cpu())
-                                    for images, asked in zip(translated, labels, strict=True)]
-            text = (f"label preservation A->B {mean_and_std(scores['preserved_ab'], 100)}%, B->A "
-                    f"{mean_and_std(scores['preserved_ba'], 100)}%; {text}")
+            for direction, target, translated, inputs in (("ab", data.b, to_b, a), ("ba", data.a, to_a, b)):
+                for key_name, images in ((f"preserved_{direction}", translated), (f"untranslated_{direction}", inputs.x)):
+                    scores[key_name] = [label_preservation(target, seed_images.cpu(), labels.cpu())
+                                        for seed_images, labels in zip(images, inputs.labels, strict=True)]
+            text = (f"label preservation A->B {mean_and_std(scores['preserved_ab'], 100)}% (untranslated "
+                    f"{mean_and_std(scores['untranslated_ab'], 100)}%), B->A {mean_and_std(scores['preserved_ba'], 100)}% "
+                    f"(untranslated {mean_and_std(scores['untranslated_ba'], 100)}%); {text}")
         return scores, text
 
     @torch.no_grad()
