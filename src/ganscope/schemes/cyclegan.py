@@ -236,13 +236,13 @@ class CycleGAN(Scheme):
                                   "cycle_b": l1(self.translate(to_a, "ab"), b.x).tolist()}
         text = f"cycle error (L1) A {mean_and_std(scores['cycle_a'])}, B {mean_and_std(scores['cycle_b'])}"
         if a.labels is not None and b.labels is not None:
-            for direction, target, translated, inputs in (("ab", data.b, to_b, a), ("ba", data.a, to_a, b)):
-                for key_name, images in ((f"preserved_{direction}", translated), (f"untranslated_{direction}", inputs.x)):
+            for way, target, translated, inputs in (("ab", data.b, to_b, a), ("ba", data.a, to_a, b)):
+                for key_name, images in ((f"preserved_{way}", translated), (f"untranslated_{way}", inputs.x)):
                     scores[key_name] = [label_preservation(target, seed_images.cpu(), labels.cpu())
                                         for seed_images, labels in zip(images, inputs.labels, strict=True)]
-            text = (f"label preservation A->B {mean_and_std(scores['preserved_ab'], 100)}% (untranslated "
-                    f"{mean_and_std(scores['untranslated_ab'], 100)}%), B->A {mean_and_std(scores['preserved_ba'], 100)}% "
-                    f"(untranslated {mean_and_std(scores['untranslated_ba'], 100)}%); {text}")
+            shares = {key: mean_and_std(values, 100) for key, values in scores.items() if not key.startswith("cycle")}
+            text = (f"label preservation A->B {shares['preserved_ab']}% (untranslated {shares['untranslated_ab']}%), "
+                    f"B->A {shares['preserved_ba']}% (untranslated {shares['untranslated_ba']}%); {text}")
         return scores, text
 
     @torch.no_grad()
